@@ -1,0 +1,126 @@
+// Package claude is the `claude` Caddy app: it owns what outlives a request and
+// must survive a config reload — the database pool and the health registry —
+// and shares them with the gateway's handlers.
+package claude
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/health"
+	"github.com/claude-gateway/claude-gateway/store"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// databases holds the open pools by setting. A reload provisions the new
+// config before the old one is cleaned up, so the pool's reference count never
+// drops to zero and the connections are re-used, not reopened.
+var databases = caddy.NewUsagePool()
+
+// App is the `claude` app. Configure it with the `claude` global option.
+type App struct {
+	// Database selects the gateway's store: "sqlite:<path>" (embedded, the
+	// default, in Caddy's data directory) or
+	// "mysql://user:pass@tcp(host:3306)/db" for MySQL 8.0 / MariaDB 10.11,
+	// which replicas share.
+	Database string `json:"database,omitempty"`
+
+	// Workspace is the directory that holds the session workspaces
+	// (<workspace>/sessions/session-<id>/). Default: "./workspace".
+	Workspace string `json:"workspace,omitempty"`
+
+	db     *store.DB
+	health *health.Registry
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "claude",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision opens (or re-uses) the database pool and applies migrations.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if a.Database == "" {
+		a.Database = DefaultDatabase()
+	}
+	if a.Workspace == "" {
+		a.Workspace = "./workspace"
+	}
+	if _, err := store.ParseSetting(a.Database); err != nil {
+		return fmt.Errorf("claude: %w", err)
+	}
+	val, loaded, err := databases.LoadOrNew(a.Database, func() (caddy.Destructor, error) {
+		openCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		return store.Open(openCtx, a.Database)
+	})
+	if err != nil {
+		return fmt.Errorf("claude: %w", err)
+	}
+	a.db = val.(*store.DB)
+	a.logger.Info("database ready", zap.String("database", a.db.Redacted), zap.Bool("reused", loaded))
+
+	a.health = health.NewRegistry()
+	a.health.Register("database", true, a.db.PingContext)
+	return nil
+}
+
+// Start implements caddy.App.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's reference to the database pool; the pool
+// closes when no config uses it any more.
+func (a *App) Cleanup() error {
+	if a.db == nil {
+		return nil
+	}
+	_, err := databases.Delete(a.Database)
+	return err
+}
+
+// DB returns the shared database pool.
+func (a *App) DB() *store.DB { return a.db }
+
+// Health returns the registry of the checks behind /api/health and /api/ready.
+func (a *App) Health() *health.Registry { return a.health }
+
+// Logger returns the app's logger.
+func (a *App) Logger() *zap.Logger { return a.logger }
+
+// DefaultDatabase is the embedded SQLite file in Caddy's data directory.
+func DefaultDatabase() string {
+	return "sqlite:" + filepath.Join(caddy.AppDataDir(), "claude", "gateway.db")
+}
+
+// FromContext returns the `claude` app of the config being provisioned,
+// loading it with its defaults when the config has no `claude` option.
+func FromContext(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("claude")
+	if err != nil {
+		return nil, fmt.Errorf("loading the claude app: %w", err)
+	}
+	return v.(*App), nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,11 @@
+// Package plugin plugs every claude-gateway Caddy module and subcommand into
+// Caddy. Import it for its side effects, as cmd/claude-gateway does and as
+// xcaddy does with `--with github.com/claude-gateway/claude-gateway/plugin`.
+package plugin
+
+import (
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
+	_ "github.com/claude-gateway/claude-gateway/commands"
+)
