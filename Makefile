@@ -40,6 +40,10 @@ lint: ## gofmt and go vet.
 test-env: ## Install and start what the tests need (MariaDB, Chromium, wrk, the sandbox image).
 	scripts/test-env.sh >/dev/null
 
+.PHONY: sandbox-image
+sandbox-image: ## Build the sandbox image claude-sandbox:local (debootstrap + docker import, no registry).
+	scripts/sandbox-image.sh
+
 .PHONY: test
 test: build ## Run every test against real MariaDB, Docker and Chromium (prepared on first use).
 	@env_lines=$$(scripts/test-env.sh) || exit 1; eval "$$env_lines"; \
