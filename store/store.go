@@ -74,12 +74,13 @@ func ParseSetting(s string) (Setting, error) {
 	}
 }
 
-// Redact masks the password of a `database` setting so it can be logged.
+// Redact masks the password of a `database` setting (any "scheme://user:pass@…"
+// form) so it can be logged.
 func Redact(s string) string {
-	if !strings.HasPrefix(s, "mysql://") {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
 		return s
 	}
-	rest := strings.TrimPrefix(s, "mysql://")
 	at := strings.LastIndex(rest, "@")
 	if at < 0 {
 		return s
@@ -88,12 +89,26 @@ func Redact(s string) string {
 	if colon := strings.Index(cred, ":"); colon >= 0 {
 		cred = cred[:colon] + ":xxxxx"
 	}
-	return "mysql://" + cred + rest[at:]
+	return scheme + "://" + cred + rest[at:]
 }
 
 // Open connects to the database a setting names, checks that it answers and
 // applies the pending migrations. The caller closes the returned DB.
 func Open(ctx context.Context, setting string) (*DB, error) {
+	db, err := Connect(ctx, setting)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, Migrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", db.Redacted, err)
+	}
+	return db, nil
+}
+
+// Connect connects to the database a setting names and checks that it
+// answers, without migrating it. The caller closes the returned DB.
+func Connect(ctx context.Context, setting string) (*DB, error) {
 	s, err := ParseSetting(setting)
 	if err != nil {
 		return nil, err
@@ -108,10 +123,6 @@ func Open(ctx context.Context, setting string) (*DB, error) {
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database %s: not reachable: %w", out.Redacted, err)
-	}
-	if err := out.Migrate(ctx, Migrations); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("database %s: %w", out.Redacted, err)
 	}
 	return out, nil
 }
@@ -142,12 +153,6 @@ func open(s Setting) (*sql.DB, error) {
 		cfg := s.MySQL.Clone()
 		cfg.ParseTime = true
 		cfg.MultiStatements = true
-		if cfg.Params == nil {
-			cfg.Params = map[string]string{}
-		}
-		if _, ok := cfg.Params["charset"]; !ok {
-			cfg.Params["charset"] = "utf8mb4"
-		}
 		if cfg.Timeout == 0 {
 			cfg.Timeout = 5 * time.Second
 		}
