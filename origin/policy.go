@@ -1,0 +1,238 @@
+package origin
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Errors of the CSRF and WebSocket checks.
+var (
+	// ErrCrossSiteRequest is a cookie-authenticated, state-changing request
+	// whose Origin is not allowed, or that proves no origin at all.
+	ErrCrossSiteRequest = errors.New("origin: cookie-authenticated request from an origin that is not allowed")
+	// ErrWebSocketOrigin is a WebSocket upgrade whose Origin is not allowed.
+	ErrWebSocketOrigin = errors.New("origin: websocket upgrade from an origin that is not allowed")
+)
+
+// Default CORS lists, used when a Policy leaves them empty.
+var (
+	// DefaultAllowMethods are the methods a preflight may ask for.
+	DefaultAllowMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+	// DefaultAllowHeaders are the request headers a preflight may ask for.
+	DefaultAllowHeaders = []string{"Authorization", "Content-Type", "Accept", "Last-Event-ID", "X-Requested-With"}
+	// DefaultExposeHeaders are the response headers scripts of an allowed
+	// origin may read besides the CORS-safelisted ones.
+	DefaultExposeHeaders = []string{"Retry-After", "WWW-Authenticate", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+)
+
+// DefaultMaxAge is how long a browser may cache a preflight answer.
+const DefaultMaxAge = 10 * time.Minute
+
+// Policy applies one List to CORS, CSRF and WebSocket upgrades. A request's
+// own origin (the scheme and Host it was sent to) is same-origin and always
+// allowed, besides the List.
+type Policy struct {
+	// List holds the allowed origins.
+	List *List
+	// AuthCookies are the names of the cookies that authenticate a request.
+	// A state-changing request carrying one of them is subject to the CSRF check.
+	AuthCookies []string
+	// AllowMethods, AllowHeaders and ExposeHeaders are the CORS lists; empty
+	// means the package defaults.
+	AllowMethods, AllowHeaders, ExposeHeaders []string
+	// MaxAge is the preflight cache lifetime; zero means DefaultMaxAge.
+	MaxAge time.Duration
+}
+
+// allowed reports whether origin is the request's own origin or in the list.
+func (p *Policy) allowed(r *http.Request, origin string) bool {
+	if origin == "" {
+		return false
+	}
+	if self, err := Canonical(RequestOrigin(r)); err == nil {
+		if o, err := Canonical(origin); err == nil && o == self {
+			return true
+		}
+	}
+	return p.List.Allows(origin)
+}
+
+// RequestOrigin is the origin the request was sent to: https when it came over
+// TLS, then the Host header.
+func RequestOrigin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// requestOrigin returns the single Origin header of r, or "" when there is
+// none. Several Origin headers make "null", which nothing allows.
+func requestOrigin(r *http.Request) string {
+	vals := r.Header.Values("Origin")
+	switch len(vals) {
+	case 0:
+		return ""
+	case 1:
+		return vals[0]
+	default:
+		return "null"
+	}
+}
+
+// IsPreflight reports whether r is a CORS preflight request.
+func IsPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// Preflight answers a CORS preflight. For an allowed origin it sets the CORS
+// headers, credentials included, and reports true; for any other origin it
+// sets none and reports false. The caller writes the status.
+func (p *Policy) Preflight(h http.Header, r *http.Request) bool {
+	addVary(h, "Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
+	origin := requestOrigin(r)
+	if !p.allowed(r, origin) {
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", strings.Join(orDefault(p.AllowMethods, DefaultAllowMethods), ", "))
+	h.Set("Access-Control-Allow-Headers", strings.Join(orDefault(p.AllowHeaders, DefaultAllowHeaders), ", "))
+	maxAge := p.MaxAge
+	if maxAge == 0 {
+		maxAge = DefaultMaxAge
+	}
+	h.Set("Access-Control-Max-Age", strconv.Itoa(int(maxAge/time.Second)))
+	return true
+}
+
+// CORS sets the headers of an actual (non-preflight) response: the echoed
+// origin, credentials and exposed headers for an allowed origin, only
+// "Vary: Origin" for any other. It first removes CORS headers already in h, so
+// an upstream cannot widen the policy.
+func (p *Policy) CORS(h http.Header, r *http.Request) {
+	for _, name := range corsResponseHeaders {
+		h.Del(name)
+	}
+	addVary(h, "Origin")
+	origin := requestOrigin(r)
+	if !p.allowed(r, origin) {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Expose-Headers", strings.Join(orDefault(p.ExposeHeaders, DefaultExposeHeaders), ", "))
+}
+
+var corsResponseHeaders = []string{
+	"Access-Control-Allow-Origin",
+	"Access-Control-Allow-Credentials",
+	"Access-Control-Allow-Methods",
+	"Access-Control-Allow-Headers",
+	"Access-Control-Expose-Headers",
+	"Access-Control-Max-Age",
+}
+
+// CheckCSRF refuses a cross-site, cookie-authenticated, state-changing request.
+// Safe methods, requests carrying a Bearer token (a browser cannot attach an
+// Authorization header cross-origin without a preflight this policy answered)
+// and requests without an auth cookie pass. The rest must carry an allowed
+// Origin or, when the browser sent no Origin, Sec-Fetch-Site: same-origin.
+func (p *Policy) CheckCSRF(r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return nil
+	}
+	if HasBearer(r) || !p.hasAuthCookie(r) {
+		return nil
+	}
+	if origin := requestOrigin(r); origin != "" {
+		if p.allowed(r, origin) {
+			return nil
+		}
+		return ErrCrossSiteRequest
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		return nil
+	}
+	return ErrCrossSiteRequest
+}
+
+// CheckWebSocket refuses a WebSocket upgrade whose Origin is not allowed.
+// Browsers always send Origin with a WebSocket handshake, so an upgrade
+// without one passes only with a Bearer token (a non-browser client).
+// Requests that are not upgrades pass.
+func (p *Policy) CheckWebSocket(r *http.Request) error {
+	if !IsWebSocket(r) {
+		return nil
+	}
+	origin := requestOrigin(r)
+	if origin == "" {
+		if HasBearer(r) {
+			return nil
+		}
+		return ErrWebSocketOrigin
+	}
+	if p.allowed(r, origin) {
+		return nil
+	}
+	return ErrWebSocketOrigin
+}
+
+func (p *Policy) hasAuthCookie(r *http.Request) bool {
+	for _, name := range p.AuthCookies {
+		if _, err := r.Cookie(name); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// HasBearer reports whether r carries an Authorization header with the Bearer scheme.
+func HasBearer(r *http.Request) bool {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return strings.EqualFold(scheme, "Bearer")
+}
+
+// IsWebSocket reports whether r asks for a WebSocket: an HTTP/1.1 Upgrade, or
+// an extended CONNECT over HTTP/2 or HTTP/3.
+func IsWebSocket(r *http.Request) bool {
+	if r.Method == http.MethodConnect && (r.Header.Get(":protocol") == "websocket" || r.Proto == "websocket") {
+		return true
+	}
+	for _, v := range r.Header.Values("Upgrade") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func orDefault(v, def []string) []string {
+	if len(v) == 0 {
+		return def
+	}
+	return v
+}
+
+// addVary adds names to the Vary header unless already there.
+func addVary(h http.Header, names ...string) {
+	have := map[string]bool{}
+	for _, v := range h.Values("Vary") {
+		for _, tok := range strings.Split(v, ",") {
+			have[strings.ToLower(strings.TrimSpace(tok))] = true
+		}
+	}
+	for _, n := range names {
+		if !have[strings.ToLower(n)] {
+			h.Add("Vary", n)
+			have[strings.ToLower(n)] = true
+		}
+	}
+}
