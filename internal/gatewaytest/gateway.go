@@ -124,6 +124,9 @@ func Start(t testing.TB, opts Options) *Gateway {
 		opts.Dir = t.TempDir()
 	}
 	env := map[string]string{
+		// Keep Caddy's autosave and default storage inside the test's directory.
+		"XDG_CONFIG_HOME":   filepath.Join(opts.Dir, "xdg-config"),
+		"XDG_DATA_HOME":     filepath.Join(opts.Dir, "xdg-data"),
 		"CLAUDE_HTTPS_PORT": strconv.Itoa(FreePort(t)),
 		"CLAUDE_HTTP_PORT":  strconv.Itoa(FreePort(t)),
 		"CLAUDE_ADMIN":      "127.0.0.1:" + strconv.Itoa(FreePort(t)),

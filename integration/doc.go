@@ -1,0 +1,3 @@
+// Package integration holds the end-to-end tests of the gateway's edge: the
+// real binary on Caddyfile.dev in front of real HTTP and WebSocket upstreams.
+package integration
