@@ -7,5 +7,6 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelimit"
 	_ "github.com/claude-gateway/claude-gateway/commands"
 )

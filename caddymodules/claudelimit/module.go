@@ -1,0 +1,370 @@
+// Package claudelimit is the `claude_rate_limit` handler: named zones, each
+// limiting the requests of one key (a client IP, a user id, any placeholder)
+// to a rate, on github.com/ulule/limiter/v3 with a memory or SQL store.
+package claudelimit
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/ratelimit"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Store names.
+const (
+	storeMemory = "memory"
+	storeSQL    = "sql"
+)
+
+// Handler counts each request in every zone that applies to it and refuses
+// it with 429 once a zone's budget for its key is spent. A refused request is
+// answered here and goes no further down the route. Allowed responses carry
+// X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset (Unix
+// seconds) of the zone with the least budget left.
+type Handler struct {
+	// Zones are checked in order; a request refused by one is not counted by
+	// the zones after it.
+	Zones []*Zone `json:"zones,omitempty"`
+
+	// StoreTimeout bounds each store call; a store that does not answer in
+	// time counts as failed. Default: 2s.
+	StoreTimeout caddy.Duration `json:"store_timeout,omitempty"`
+
+	// APIPrefix is the path prefix whose refusals are answered with the JSON
+	// error envelope; other paths get plain text. Default: "/api/".
+	APIPrefix string `json:"api_prefix,omitempty"`
+
+	logger *zap.Logger
+	sqlRef string
+}
+
+// Zone is one named limit. Zones are global by name: handlers that use the
+// same zone name with the same rate and store share its counters, across
+// config reloads too.
+type Zone struct {
+	// Name identifies the zone in the store, the logs and the metrics.
+	Name string `json:"name"`
+
+	// Rate is the budget of each key: "<limit>/<period>", e.g. "30/min",
+	// "5/min", "1000/h", "10/2s".
+	Rate string `json:"rate"`
+
+	// Key lists placeholders; the first one that is not empty for a request
+	// is its key (e.g. "{http.auth.user.id}" then "{client_ip}"). A request
+	// for which every key is empty is not counted by this zone.
+	Key []string `json:"key,omitempty"`
+
+	// Store is "memory" (the default; counters live in this process and
+	// survive config reloads) or "sql" (counters live in the claude app's
+	// database: shared by replicas on MySQL, kept across restarts on SQLite).
+	Store string `json:"store,omitempty"`
+
+	// OnFailure is "fail_open" (the default: requests pass unlimited while
+	// the store fails) or "fail_closed" (requests are refused with 503).
+	OnFailure string `json:"on_failure,omitempty"`
+
+	// MatchRaw restricts the zone to the requests that match any of these
+	// matcher sets; without it the zone applies to every request.
+	MatchRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
+
+	// ExemptRaw exempts the requests that match any of these matcher sets
+	// (health probes, for instance).
+	ExemptRaw caddyhttp.RawMatcherSets `json:"exempt,omitempty" caddy:"namespace=http.matchers"`
+
+	match   caddyhttp.MatcherSets
+	exempt  caddyhttp.MatcherSets
+	zone    *ratelimit.Zone
+	health  *ratelimit.StoreHealth
+	poolKey string
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.claude_rate_limit",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision parses the zones and attaches their stores: a memory store from
+// the process-wide pool, or the SQL store on the claude app's database.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.StoreTimeout == 0 {
+		h.StoreTimeout = caddy.Duration(2 * time.Second)
+	}
+	if h.APIPrefix == "" {
+		h.APIPrefix = "/api/"
+	}
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	var sqlZones bool
+	for _, z := range h.Zones {
+		if err := z.provision(ctx); err != nil {
+			return fmt.Errorf("zone %q: %w", z.Name, err)
+		}
+		sqlZones = sqlZones || z.Store == storeSQL
+	}
+	if !sqlZones {
+		return nil
+	}
+	app, err := claude.FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	sq, err := acquireSQL(app.DB(), h.logger)
+	if err != nil {
+		return err
+	}
+	h.sqlRef = app.DB().Redacted
+	for _, z := range h.Zones {
+		if z.Store == storeSQL {
+			z.zone.Store, z.health = sq.store, sq.health
+		}
+	}
+	app.Health().Register("rate_limit_store", false, sq.check)
+	return nil
+}
+
+func (z *Zone) provision(ctx caddy.Context) error {
+	rate, err := ratelimit.ParseRate(z.Rate)
+	if err != nil {
+		return err
+	}
+	if z.Store == "" {
+		z.Store = storeMemory
+	}
+	if z.OnFailure == "" {
+		z.OnFailure = string(ratelimit.FailOpen)
+	}
+	policy, err := ratelimit.ParsePolicy(z.OnFailure)
+	if err != nil {
+		return err
+	}
+	if len(z.Key) == 0 {
+		z.Key = []string{"{client_ip}"}
+	}
+	z.zone = &ratelimit.Zone{Name: z.Name, Rate: rate, Policy: policy}
+	switch z.Store {
+	case storeMemory:
+		z.poolKey = memoryKey(z.Name, rate)
+		st, err := acquireMemory(z.poolKey)
+		if err != nil {
+			return err
+		}
+		z.zone.Store = st
+	case storeSQL:
+		// attached by the handler, which owns the app lookup
+	default:
+		return fmt.Errorf("store %q: want memory or sql", z.Store)
+	}
+	if z.MatchRaw != nil {
+		mods, err := ctx.LoadModule(z, "MatchRaw")
+		if err != nil {
+			return fmt.Errorf("loading match matchers: %w", err)
+		}
+		if err := z.match.FromInterface(mods); err != nil {
+			return fmt.Errorf("match: %w", err)
+		}
+	}
+	if z.ExemptRaw != nil {
+		mods, err := ctx.LoadModule(z, "ExemptRaw")
+		if err != nil {
+			return fmt.Errorf("loading exempt matchers: %w", err)
+		}
+		if err := z.exempt.FromInterface(mods); err != nil {
+			return fmt.Errorf("exempt: %w", err)
+		}
+	}
+	return nil
+}
+
+// Validate checks that zone names are present and unique.
+func (h *Handler) Validate() error {
+	if len(h.Zones) == 0 {
+		return fmt.Errorf("claude_rate_limit: no zone configured")
+	}
+	seen := map[string]bool{}
+	for _, z := range h.Zones {
+		if z.Name == "" {
+			return fmt.Errorf("claude_rate_limit: a zone has no name")
+		}
+		if seen[z.Name] {
+			return fmt.Errorf("claude_rate_limit: zone %q defined twice", z.Name)
+		}
+		seen[z.Name] = true
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the pooled stores.
+func (h *Handler) Cleanup() error {
+	for _, z := range h.Zones {
+		if z.poolKey != "" {
+			releaseMemory(z.poolKey)
+		}
+	}
+	if h.sqlRef != "" {
+		releaseSQL(h.sqlRef)
+	}
+	return nil
+}
+
+// applies reports whether the zone counts r.
+func (z *Zone) applies(r *http.Request) (bool, error) {
+	if len(z.match) > 0 {
+		ok, err := z.match.AnyMatchWithError(r)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	if len(z.exempt) > 0 {
+		ok, err := z.exempt.AnyMatchWithError(r)
+		if err != nil || ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// key returns the request's key in the zone: the index of the first
+// placeholder that is not empty and its value, so that a user id and an IP
+// address never share a counter. It is empty when every placeholder is.
+func (z *Zone) key(repl *caddy.Replacer) string {
+	for i, k := range z.Key {
+		if v := repl.ReplaceAll(k, ""); v != "" {
+			return strconv.Itoa(i) + ":" + v
+		}
+	}
+	return ""
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	var tightest *ratelimit.Decision
+	for _, z := range h.Zones {
+		ok, err := z.applies(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		if !ok {
+			continue
+		}
+		key := z.key(repl)
+		if key == "" {
+			continue
+		}
+		d := h.hit(r.Context(), z, key)
+		if d.StoreErr != nil {
+			if !d.Allowed {
+				h.refuseUnavailable(w, r, z)
+				return nil
+			}
+			continue
+		}
+		if !d.Allowed {
+			h.refuse(w, r, z, d)
+			return nil
+		}
+		if tightest == nil || d.Remaining < tightest.Remaining {
+			tightest = &d
+		}
+	}
+	if tightest != nil {
+		setLimitHeaders(w.Header(), *tightest)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// hit counts the request in z, bounded by the store timeout. The client
+// going away does not cancel the count, so it cannot pass for a store failure.
+func (h *Handler) hit(ctx context.Context, z *Zone, key string) ratelimit.Decision {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(h.StoreTimeout))
+	defer cancel()
+	d := z.zone.Hit(ctx, key)
+	if z.health != nil {
+		failing, recovered := z.health.Observe(d.StoreErr)
+		switch {
+		case failing:
+			h.logger.Error("rate limit store failing",
+				zap.String("zone", z.Name), zap.String("on_failure", z.OnFailure), zap.Error(d.StoreErr))
+		case recovered:
+			h.logger.Info("rate limit store recovered", zap.String("zone", z.Name))
+		}
+	}
+	if d.StoreErr != nil {
+		metrics.storeFailures.WithLabelValues(z.Name).Inc()
+	}
+	return d
+}
+
+// setLimitHeaders announces d, unless an earlier handler on the route
+// already announced a zone with less budget left.
+func setLimitHeaders(hdr http.Header, d ratelimit.Decision) {
+	if prev, err := strconv.ParseInt(hdr.Get("X-RateLimit-Remaining"), 10, 64); err == nil && prev < d.Remaining {
+		return
+	}
+	hdr.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
+	hdr.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))
+	hdr.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+}
+
+// refuse answers 429 for a spent budget.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, z *Zone, d ratelimit.Decision) {
+	metrics.refused.WithLabelValues(z.Name).Inc()
+	retry := d.RetryAfter(time.Now())
+	hdr := w.Header()
+	hdr.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
+	hdr.Set("X-RateLimit-Remaining", "0")
+	hdr.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+	hdr.Set("Retry-After", strconv.FormatInt(retry, 10))
+	msg := fmt.Sprintf("Too many requests. Try again in %d seconds.", retry)
+	if retry == 1 {
+		msg = "Too many requests. Try again in 1 second."
+	}
+	h.logger.Debug("request refused", zap.String("zone", z.Name), zap.String("path", r.URL.Path))
+	h.write(w, r, apierror.New(http.StatusTooManyRequests, "rate_limited", msg))
+}
+
+// refuseUnavailable answers 503 when a fail_closed zone's store fails.
+func (h *Handler) refuseUnavailable(w http.ResponseWriter, r *http.Request, z *Zone) {
+	metrics.refused.WithLabelValues(z.Name).Inc()
+	w.Header().Set("Retry-After", "5")
+	h.write(w, r, apierror.New(http.StatusServiceUnavailable, "rate_limit_unavailable",
+		"The service is temporarily unavailable. Try again in a moment."))
+}
+
+func (h *Handler) write(w http.ResponseWriter, r *http.Request, e *apierror.Error) {
+	if strings.HasPrefix(r.URL.Path, h.APIPrefix) || r.URL.Path+"/" == h.APIPrefix {
+		apierror.Write(w, e)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(e.Status)
+	fmt.Fprintln(w, e.Message)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

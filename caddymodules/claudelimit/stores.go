@@ -1,0 +1,116 @@
+package claudelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/ulule/limiter/v3"
+	"github.com/ulule/limiter/v3/drivers/store/memory"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/ratelimit"
+	"github.com/claude-gateway/claude-gateway/store"
+)
+
+// memoryStores holds the memory stores by zone name and rate. A reload
+// provisions the new config before cleaning up the old one, so a zone that
+// keeps its name and rate keeps its counters.
+var memoryStores = caddy.NewUsagePool()
+
+// sqlStores holds one SQL store, with its sweeper and health, per database.
+var sqlStores = caddy.NewUsagePool()
+
+// sweepInterval is how often expired SQL counters are deleted.
+const sweepInterval = time.Minute
+
+// healthWindow is how long a failed hit keeps the store reported as failing
+// even when a fresh probe succeeds.
+const healthWindow = 10 * time.Second
+
+type memoryStore struct{ limiter.Store }
+
+func (memoryStore) Destruct() error { return nil }
+
+func memoryKey(zone string, rate limiter.Rate) string {
+	return zone + "|" + rate.Formatted
+}
+
+func acquireMemory(key string) (limiter.Store, error) {
+	v, _, err := memoryStores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return memoryStore{memory.NewStoreWithOptions(limiter.StoreOptions{
+			Prefix:          "claude",
+			CleanUpInterval: limiter.DefaultCleanUpInterval,
+		})}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memory store: %w", err)
+	}
+	return v.(memoryStore).Store, nil
+}
+
+func releaseMemory(key string) { memoryStores.Delete(key) }
+
+// sqlShared is the SQL store of one database, shared by every zone and config
+// that uses it.
+type sqlShared struct {
+	store  *ratelimit.SQLStore
+	health *ratelimit.StoreHealth
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func acquireSQL(db *store.DB, logger *zap.Logger) (*sqlShared, error) {
+	v, _, err := sqlStores.LoadOrNew(db.Redacted, func() (caddy.Destructor, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &sqlShared{store: ratelimit.NewSQLStore(db), health: new(ratelimit.StoreHealth), stop: cancel, done: make(chan struct{})}
+		go s.sweep(ctx, logger)
+		return s, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sql store: %w", err)
+	}
+	return v.(*sqlShared), nil
+}
+
+func releaseSQL(key string) { sqlStores.Delete(key) }
+
+// sweep deletes expired counters every sweepInterval until stopped.
+func (s *sqlShared) sweep(ctx context.Context, logger *zap.Logger) {
+	defer close(s.done)
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n, err := s.store.Sweep(sctx, now)
+			cancel()
+			if err != nil && !errors.Is(err, context.Canceled) {
+				logger.Warn("deleting expired rate limit counters", zap.Error(err))
+			} else if n > 0 {
+				logger.Debug("deleted expired rate limit counters", zap.Int64("rows", n))
+			}
+		}
+	}
+}
+
+// check is the "rate_limit_store" health check: the counters table must
+// answer, and the most recent hit must not have failed in the last moments.
+func (s *sqlShared) check(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	return s.health.Err(healthWindow)
+}
+
+// Destruct stops the sweeper.
+func (s *sqlShared) Destruct() error {
+	s.stop()
+	<-s.done
+	return nil
+}

@@ -1,0 +1,173 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/ulule/limiter/v3"
+
+	"github.com/claude-gateway/claude-gateway/store"
+)
+
+// maxIDLen is the longest counter id stored as is; longer ids are hashed to
+// fit the VARCHAR(191) key.
+const maxIDLen = 191
+
+// SQLStore is a limiter.Store on the gateway's database. Each hit is one
+// atomic statement (SQLite) or one short transaction (MySQL/MariaDB), so
+// concurrent requests, on one gateway or on replicas sharing MySQL, never
+// count the same hit twice or lose one. A window starts at the first hit of
+// a key and lasts the rate's period, as in ulule's memory store.
+type SQLStore struct {
+	db *store.DB
+	// now is the clock; tests may replace it.
+	now func() time.Time
+}
+
+// NewSQLStore returns a store on db, whose schema has the rate_limit_counters
+// table (migration 2).
+func NewSQLStore(db *store.DB) *SQLStore {
+	return &SQLStore{db: db, now: time.Now}
+}
+
+// counterID maps a limiter key to the row id.
+func counterID(key string) string {
+	if len(key) <= maxIDLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Get counts one hit for key and returns the resulting state.
+func (s *SQLStore) Get(ctx context.Context, key string, rate limiter.Rate) (limiter.Context, error) {
+	return s.Increment(ctx, key, 1, rate)
+}
+
+// Increment counts count hits for key and returns the resulting state. An
+// expired window is restarted by the same statement.
+func (s *SQLStore) Increment(ctx context.Context, key string, count int64, rate limiter.Rate) (limiter.Context, error) {
+	now := s.now()
+	id := counterID(key)
+	nowMS := now.UnixMilli()
+	expMS := now.Add(rate.Period).UnixMilli()
+	var hits, expires int64
+	var err error
+	if s.db.Dialect == store.SQLite {
+		err = s.db.QueryRowContext(ctx, `INSERT INTO rate_limit_counters (id, hits, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+	hits = CASE WHEN rate_limit_counters.expires_at <= ? THEN excluded.hits ELSE rate_limit_counters.hits + excluded.hits END,
+	expires_at = CASE WHEN rate_limit_counters.expires_at <= ? THEN excluded.expires_at ELSE rate_limit_counters.expires_at END
+RETURNING hits, expires_at`, id, count, expMS, nowMS, nowMS).Scan(&hits, &expires)
+	} else {
+		hits, expires, err = s.incrementMySQL(ctx, id, count, nowMS, expMS)
+	}
+	if err != nil {
+		return limiter.Context{}, fmt.Errorf("rate limit store: counting a hit: %w", err)
+	}
+	return stateOf(rate, hits, expires), nil
+}
+
+// incrementMySQL runs the upsert and reads the row back in one transaction:
+// the upsert's row lock keeps every other hit on the key out until commit.
+// InnoDB may pick the transaction as a deadlock victim when many first hits
+// of a new key race; it is then retried.
+func (s *SQLStore) incrementMySQL(ctx context.Context, id string, count, nowMS, expMS int64) (hits, expires int64, err error) {
+	for attempt := 0; ; attempt++ {
+		hits, expires, err = s.incrementMySQLOnce(ctx, id, count, nowMS, expMS)
+		if err == nil || attempt >= 5 || !retryable(err) || ctx.Err() != nil {
+			return hits, expires, err
+		}
+	}
+}
+
+func (s *SQLStore) incrementMySQLOnce(ctx context.Context, id string, count, nowMS, expMS int64) (hits, expires int64, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	// Assignments run left to right: hits is decided on the old expires_at,
+	// which the second assignment then replaces.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO rate_limit_counters (id, hits, expires_at) VALUES (?, ?, ?)
+ON DUPLICATE KEY UPDATE
+	hits = IF(expires_at <= ?, ?, hits + ?),
+	expires_at = IF(expires_at <= ?, ?, expires_at)`,
+		id, count, expMS, nowMS, count, count, nowMS, expMS); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT hits, expires_at FROM rate_limit_counters WHERE id = ? FOR UPDATE", id).Scan(&hits, &expires); err != nil {
+		return 0, 0, err
+	}
+	return hits, expires, tx.Commit()
+}
+
+// retryable reports whether err is a MySQL deadlock or lock wait timeout.
+func retryable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+// Peek returns the state of key without counting a hit.
+func (s *SQLStore) Peek(ctx context.Context, key string, rate limiter.Rate) (limiter.Context, error) {
+	now := s.now()
+	var hits, expires int64
+	err := s.db.QueryRowContext(ctx, "SELECT hits, expires_at FROM rate_limit_counters WHERE id = ? AND expires_at > ?",
+		counterID(key), now.UnixMilli()).Scan(&hits, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return stateOf(rate, 0, now.Add(rate.Period).UnixMilli()), nil
+	}
+	if err != nil {
+		return limiter.Context{}, fmt.Errorf("rate limit store: reading a counter: %w", err)
+	}
+	return stateOf(rate, hits, expires), nil
+}
+
+// Reset forgets the hits of key.
+func (s *SQLStore) Reset(ctx context.Context, key string, rate limiter.Rate) (limiter.Context, error) {
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM rate_limit_counters WHERE id = ?", counterID(key)); err != nil {
+		return limiter.Context{}, fmt.Errorf("rate limit store: resetting a counter: %w", err)
+	}
+	return stateOf(rate, 0, s.now().Add(rate.Period).UnixMilli()), nil
+}
+
+// Sweep deletes the counters whose window ended before now and reports how
+// many it removed. Expired rows are already ignored by hits; sweeping only
+// keeps the table small.
+func (s *SQLStore) Sweep(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM rate_limit_counters WHERE expires_at <= ?", now.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("rate limit store: deleting expired counters: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Ping checks that the counters table answers.
+func (s *SQLStore) Ping(ctx context.Context) error {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM rate_limit_counters WHERE id = ''").Scan(&n); err != nil {
+		return fmt.Errorf("rate limit store: %w", err)
+	}
+	return nil
+}
+
+// stateOf turns a counter into the limiter's view of it.
+func stateOf(rate limiter.Rate, hits, expiresMS int64) limiter.Context {
+	c := limiter.Context{Limit: rate.Limit, Reset: time.UnixMilli(expiresMS).Unix()}
+	if hits <= rate.Limit {
+		c.Remaining = rate.Limit - hits
+	} else {
+		c.Reached = true
+	}
+	return c
+}
+
+// Interface guard
+var _ limiter.Store = (*SQLStore)(nil)

@@ -1,0 +1,8 @@
+-- Rate limit counters of the `sql` store of claude_rate_limit: one row per
+-- zone, rate and key, holding the hits of the current fixed window.
+CREATE TABLE rate_limit_counters (
+	id VARCHAR(191) NOT NULL PRIMARY KEY,
+	hits BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	KEY rate_limit_counters_expires_at (expires_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
