@@ -1,0 +1,102 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// withGeneration returns the Caddyfile with a header that names the config
+// generation on the app host, so every load is a real change.
+func withGeneration(caddyfile string, gen int) string {
+	return strings.Replace(caddyfile, "\timport app_frame_headers\n",
+		fmt.Sprintf("\timport app_frame_headers\n\theader X-Config-Generation %d\n", gen), 1)
+}
+
+// TestReloadUnderLoad reloads the config through the admin API while clients
+// send requests on fresh connections and a WebSocket stays open. The socket
+// must survive and the database pool must be re-used; failed requests are
+// counted and reported (driving them to zero is the reload hand-over's job).
+func TestReloadUnderLoad(t *testing.T) {
+	s := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	ws := s.dialWS(t, ctx, fmt.Sprintf("wss://localhost:%d/ws/agent", s.gw.HTTPSPort), s.appOrigin())
+	defer ws.CloseNow()
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tr := s.gw.Transport() // a fresh connection per request
+				req, _ := http.NewRequest(http.MethodGet, s.gw.URL("localhost", "/api/live"), nil)
+				resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+				if err == nil && resp.StatusCode == http.StatusOK {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+					if err == nil {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+				tr.CloseIdleConnections()
+			}
+		}()
+	}
+
+	const reloads = 5
+	for gen := 1; gen <= reloads; gen++ {
+		time.Sleep(400 * time.Millisecond)
+		if err := s.gw.Load(withGeneration(s.gw.Config, gen)); err != nil {
+			t.Fatalf("reload %d: %v", gen, err)
+		}
+		got, err := echoRoundTrip(ctx, ws, fmt.Sprintf("after reload %d", gen))
+		if err != nil || got != fmt.Sprintf("backend:after reload %d", gen) {
+			t.Fatalf("WebSocket after reload %d: %q, %v", gen, got, err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	resp, _ := s.get(t, s.gw.URL("localhost", "/"), nil)
+	if g := resp.Header.Get("X-Config-Generation"); g != fmt.Sprint(reloads) {
+		t.Fatalf("the last config is not active: generation %q", g)
+	}
+	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("closing the WebSocket: %v", err)
+	}
+
+	log := s.gw.Log()
+	opened := strings.Count(log, `"msg":"database ready"`) - strings.Count(log, `"reused":true`)
+	reused := strings.Count(log, `"msg":"database ready"`) - opened
+	if opened != 1 || reused != reloads {
+		t.Fatalf("database pool opened %d times and re-used %d times over %d reloads; want 1 and %d", opened, reused, reloads, reloads)
+	}
+	if ok.Load() == 0 {
+		t.Fatal("no request succeeded during the reloads")
+	}
+	t.Logf("reload under load: %d reloads, %d requests ok, %d failed (first failure: %v)", reloads, ok.Load(), failed.Load(), firstErr.Load())
+}
