@@ -37,6 +37,11 @@ type App struct {
 	// (<workspace>/sessions/session-<id>/). Default: "./workspace".
 	Workspace string `json:"workspace,omitempty"`
 
+	// SessionsConfig configures the session workspaces: idle timeout, caps,
+	// file size and quota (the session_* and max_* options; see sessions.go).
+	// Nil means the defaults.
+	SessionsConfig *SessionsConfig `json:"sessions,omitempty"`
+
 	db     *store.DB
 	health *health.Registry
 	logger *zap.Logger
@@ -75,6 +80,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	a.health = health.NewRegistry()
 	a.health.Register("database", true, a.db.PingContext)
+	if err := a.provisionSessions(ctx); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -90,6 +98,7 @@ func (a *App) Cleanup() error {
 	if a.db == nil {
 		return nil
 	}
+	a.cleanupSessions()
 	_, err := databases.Delete(a.Database)
 	return err
 }

@@ -1,0 +1,323 @@
+package sessions
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Files is the files/ directory of one session, opened as an os.Root: every
+// operation resolves inside it, symbolic links included, or fails.
+type Files struct {
+	s    *Store
+	id   string
+	root *os.Root
+}
+
+// Entry is one item of a directory listing.
+type Entry struct {
+	// Name is the item's name in its directory.
+	Name string `json:"name"`
+	// Type is "file", "dir", "symlink" or "other".
+	Type string `json:"type"`
+	// Size is the size in bytes (of the link itself for a symlink).
+	Size int64 `json:"size"`
+	// ModifiedAt is the modification time.
+	ModifiedAt time.Time `json:"modified_at"`
+}
+
+// OpenFiles opens session id's files/. It checks the id's form, not
+// ownership: call Get first. Close the result.
+func (s *Store) OpenFiles(id string) (*Files, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	root, err := s.root.OpenRoot(path.Join(id, filesDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sessions: opening the files of %s: %w", id, err)
+	}
+	return &Files{s: s, id: id, root: root}, nil
+}
+
+// Close releases the directory handle.
+func (f *Files) Close() error { return f.root.Close() }
+
+// Open opens the regular file rel for reading.
+func (f *Files) Open(rel string) (*os.File, fs.FileInfo, error) {
+	info, err := f.root.Stat(rel)
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	if info.IsDir() {
+		return nil, nil, ErrIsDirectory
+	}
+	if !info.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%w: not a regular file", ErrInvalidPath)
+	}
+	// O_NONBLOCK: should rel have become a FIFO since the Stat, opening it
+	// must not hang the request.
+	file, err := f.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	info, err = file.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		file.Close()
+		return nil, nil, fmt.Errorf("%w: not a regular file", ErrInvalidPath)
+	}
+	return file, info, nil
+}
+
+// List returns the entries of directory rel ("." for files/ itself), sorted
+// by name, without the temporary files of uploads in flight.
+func (f *Files) List(rel string) ([]Entry, error) {
+	d, err := f.root.Open(rel)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer d.Close()
+	info, err := d.Stat()
+	if err != nil {
+		return nil, classify(err)
+	}
+	if !info.IsDir() {
+		return nil, ErrNotDirectory
+	}
+	des, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: listing %s: %w", rel, err)
+	}
+	out := make([]Entry, 0, len(des))
+	for _, de := range des {
+		if isTempName(de.Name()) {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, Entry{Name: de.Name(), Type: entryType(fi.Mode()), Size: fi.Size(), ModifiedAt: fi.ModTime().UTC()})
+	}
+	sortEntries(out)
+	return out, nil
+}
+
+// Mkdir creates directory rel and its missing parents.
+func (f *Files) Mkdir(rel string) error {
+	if rel == "." {
+		return nil
+	}
+	if err := checkName(rel); err != nil {
+		return err
+	}
+	return classify(f.root.MkdirAll(rel, 0o755))
+}
+
+// Put replaces (or creates) file rel with the bytes of body. size is the
+// announced length, or -1. The bytes go to a temporary file in the same
+// directory, which is synced and renamed over rel only once body ended
+// cleanly within max_file_size and the quota: on any failure rel keeps its
+// old content and no temporary file stays behind. created reports that rel
+// did not exist before.
+func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, written int64, err error) {
+	cfg := f.s.Config()
+	if rel == "." {
+		return false, 0, ErrIsDirectory
+	}
+	if err := checkName(rel); err != nil {
+		return false, 0, err
+	}
+	if size > cfg.MaxFileSize {
+		return false, 0, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFileTooLarge, size, cfg.MaxFileSize)
+	}
+	var old int64
+	switch info, err := f.root.Stat(rel); {
+	case err == nil && info.IsDir():
+		return false, 0, ErrIsDirectory
+	case err == nil:
+		old = info.Size()
+	case errors.Is(err, fs.ErrNotExist):
+		created = true
+	default:
+		return false, 0, classify(err)
+	}
+	limit, overErr := cfg.MaxFileSize, ErrFileTooLarge
+	if cfg.Quota > 0 {
+		used, err := f.Usage()
+		if err != nil {
+			return false, 0, err
+		}
+		if room := cfg.Quota - (used - old); room < limit {
+			limit, overErr = max(room, 0), ErrQuotaExceeded
+		}
+		if size > limit {
+			return false, 0, fmt.Errorf("%w: %d bytes do not fit in the %d left", ErrQuotaExceeded, size, limit)
+		}
+	}
+	dir := path.Dir(rel)
+	if err := f.root.MkdirAll(dir, 0o755); err != nil {
+		return false, 0, classify(err)
+	}
+	tmp := path.Join(dir, tempPrefix+randomSuffix())
+	marker, err := f.s.journalUpload(f.id, tmp)
+	if err != nil {
+		return false, 0, err
+	}
+	defer f.s.root.Remove(marker)
+	out, err := f.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return false, 0, classify(err)
+	}
+	fail := func(err error) (bool, int64, error) {
+		out.Close()
+		f.root.Remove(tmp)
+		return false, 0, err
+	}
+	buf := make([]byte, 256<<10)
+	written, err = io.CopyBuffer(onlyWriter{out}, io.LimitReader(body, limit+1), buf)
+	if err != nil {
+		return fail(fmt.Errorf("sessions: receiving %s: %w", rel, err))
+	}
+	if written > limit {
+		return fail(fmt.Errorf("%w: more than %d bytes", overErr, limit))
+	}
+	if err := out.Sync(); err != nil {
+		return fail(fmt.Errorf("sessions: writing %s: %w", rel, err))
+	}
+	if err := out.Close(); err != nil {
+		f.root.Remove(tmp)
+		return false, 0, fmt.Errorf("sessions: writing %s: %w", rel, err)
+	}
+	if err := f.root.Rename(tmp, rel); err != nil {
+		f.root.Remove(tmp)
+		return false, 0, classify(err)
+	}
+	if err := syncDir(f.root, dir); err != nil {
+		return false, 0, fmt.Errorf("sessions: writing %s: %w", rel, err)
+	}
+	return created, written, nil
+}
+
+// Delete removes file rel, or directory rel with everything in it when dir
+// is set. files/ itself cannot be deleted.
+func (f *Files) Delete(rel string, dir bool) error {
+	if rel == "." {
+		return fmt.Errorf("%w: the files directory itself cannot be deleted", ErrInvalidPath)
+	}
+	info, err := f.root.Lstat(rel)
+	if err != nil {
+		return classify(err)
+	}
+	if info.IsDir() != dir {
+		if dir {
+			return ErrNotDirectory
+		}
+		return ErrIsDirectory
+	}
+	if dir {
+		return classify(f.root.RemoveAll(rel))
+	}
+	return classify(f.root.Remove(rel))
+}
+
+// Usage is the total size of the regular files under files/.
+func (f *Files) Usage() (int64, error) {
+	var total int64
+	err := fs.WalkDir(f.root.FS(), ".", func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sessions: measuring the files of %s: %w", f.id, err)
+	}
+	return total, nil
+}
+
+// journalUpload records an upload's temporary file before it exists, so the
+// repair pass can remove it should the process die mid-upload.
+func (s *Store) journalUpload(id, tmp string) (string, error) {
+	marker := path.Join(id, uploadsDir, randomSuffix())
+	if err := s.root.MkdirAll(path.Join(id, uploadsDir), 0o755); err != nil {
+		return "", fmt.Errorf("sessions: upload journal of %s: %w", id, err)
+	}
+	if err := writeSynced(s.root, marker, []byte(tmp)); err != nil {
+		return "", fmt.Errorf("sessions: upload journal of %s: %w", id, err)
+	}
+	return marker, nil
+}
+
+// classify maps file system errors to the package's errors: escapes from the
+// root and other path errors to ErrInvalidPath, missing files to ErrFileNotFound.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %w", ErrFileNotFound, err)
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("%w: %w", ErrNotDirectory, err)
+	case errors.Is(err, syscall.EISDIR):
+		return fmt.Errorf("%w: %w", ErrIsDirectory, err)
+	case errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.EINVAL):
+		return fmt.Errorf("%w: %w", ErrInvalidPath, err)
+	case errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent":
+		// os.Root's error for ".." and symbolic links that leave the root;
+		// the standard library does not export it.
+		return fmt.Errorf("%w: %w", ErrInvalidPath, err)
+	}
+	return err
+}
+
+// checkName refuses names of the gateway's own temporary files.
+func checkName(rel string) error {
+	for _, seg := range strings.Split(rel, "/") {
+		if isTempName(seg) {
+			return fmt.Errorf("%w: names starting with %q are reserved", ErrInvalidPath, tempPrefix)
+		}
+	}
+	return nil
+}
+
+func isTempName(name string) bool { return strings.HasPrefix(name, tempPrefix) }
+
+func entryType(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "file"
+	case m.IsDir():
+		return "dir"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "other"
+}
+
+// onlyWriter hides the ReadFrom of *os.File, so io.CopyBuffer uses its
+// buffer and the limit applies in one place.
+type onlyWriter struct{ io.Writer }
+
+func sortEntries(es []Entry) {
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+}

@@ -1,0 +1,392 @@
+package sessions
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout       = time.Hour
+	DefaultMaxSessions   = 100
+	DefaultMaxFileSize   = 10 << 20
+	DefaultTouchInterval = 5 * time.Second
+	DefaultRepairGrace   = time.Minute
+)
+
+// Config holds the limits of a Store. The zero value of a field means its default.
+type Config struct {
+	// Timeout is how long a session may stay idle before the reaper removes it.
+	Timeout time.Duration
+	// MaxSessions caps the sessions of all users together.
+	MaxSessions int
+	// MaxSessionsPerUser caps the sessions of one user; 0 means only
+	// MaxSessions applies.
+	MaxSessionsPerUser int
+	// MaxFileSize bounds one uploaded file, in bytes.
+	MaxFileSize int64
+	// Quota bounds the bytes under a session's files/; 0 means no quota.
+	Quota int64
+	// TouchInterval is the least time between two writes of last_active_at
+	// for one session.
+	TouchInterval time.Duration
+	// RepairGrace is how old an unfinished create or upload must be before
+	// the repair pass removes it, so it never races another replica's
+	// operation in flight. The first repair of a store on SQLite ignores it:
+	// no other process can be using that database.
+	RepairGrace time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.MaxFileSize <= 0 {
+		c.MaxFileSize = DefaultMaxFileSize
+	}
+	if c.TouchInterval <= 0 {
+		c.TouchInterval = DefaultTouchInterval
+	}
+	if c.TouchInterval > c.Timeout/4 {
+		// An active session must never look idle to the reaper.
+		c.TouchInterval = c.Timeout / 4
+	}
+	if c.RepairGrace <= 0 {
+		c.RepairGrace = DefaultRepairGrace
+	}
+	return c
+}
+
+// Store keeps sessions: rows in the shared database and workspaces on disk.
+// It is safe for concurrent use.
+type Store struct {
+	db     *store.DB
+	dir    string   // <workspace>/sessions, absolute
+	root   *os.Root // confined to dir
+	cfg    atomic.Pointer[Config]
+	logger *zap.Logger
+
+	touched sync.Map // id → unix millis of the last write of last_active_at
+	locks   keyedMutex
+
+	reaperMu     sync.Mutex
+	reapInterval time.Duration
+	stopReaper   context.CancelFunc
+	reaperDone   chan struct{}
+}
+
+// New returns a store over db whose workspaces live under
+// <workspace>/sessions/, creating that directory if needed.
+func New(db *store.DB, workspace string, cfg Config, logger *zap.Logger) (*Store, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	abs, err := filepath.Abs(workspace)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: workspace %q: %w", workspace, err)
+	}
+	dir := filepath.Join(abs, "sessions")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sessions: creating %s: %w", dir, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: opening %s: %w", dir, err)
+	}
+	s := &Store{db: db, dir: dir, root: root, logger: logger}
+	s.SetConfig(cfg)
+	return s, nil
+}
+
+// SetConfig replaces the limits; a config reload calls it on the shared store.
+func (s *Store) SetConfig(cfg Config) {
+	c := cfg.withDefaults()
+	s.cfg.Store(&c)
+}
+
+// Config returns the limits in effect, defaults filled in.
+func (s *Store) Config() Config { return *s.cfg.Load() }
+
+// Dir returns the absolute directory that holds the session workspaces.
+func (s *Store) Dir() string { return s.dir }
+
+// Close stops the reaper and releases the workspace directory handle. The
+// database belongs to the caller.
+func (s *Store) Close() error {
+	s.StopReaper()
+	return s.root.Close()
+}
+
+// Create reserves a slot under the caps and builds the session's workspace.
+// It returns ErrLimitReached when a cap is reached. The caps are decided in
+// one transaction that serializes on the 'create' lock row, so concurrent
+// creates, on one replica or many, never exceed them.
+func (s *Store) Create(ctx context.Context, userID string) (Session, error) {
+	if userID == "" {
+		return Session{}, errors.New("sessions: create: empty user id")
+	}
+	cfg := s.Config()
+	id := newID()
+	now := store.NowMillis()
+	if err := s.reserve(ctx, cfg, id, userID, now); err != nil {
+		return Session{}, err
+	}
+	sess := s.session(id, userID, now, now, cfg)
+	if err := s.buildWorkspace(sess); err != nil {
+		s.abandon(id)
+		return Session{}, fmt.Errorf("sessions: create %s: %w", id, err)
+	}
+	res, err := s.db.ExecContext(context.WithoutCancel(ctx), "UPDATE sessions SET ready = 1 WHERE id = ?", id)
+	if err == nil {
+		err = expectOne(res)
+	}
+	if err != nil {
+		s.abandon(id)
+		return Session{}, fmt.Errorf("sessions: create %s: marking ready: %w", id, err)
+	}
+	s.touched.Store(id, now)
+	return sess, nil
+}
+
+// reserve inserts the not-yet-ready row of a new session if the caps allow it.
+func (s *Store) reserve(ctx context.Context, cfg Config, id, userID string, now int64) error {
+	var opts *sql.TxOptions
+	if s.db.Dialect == store.MySQL {
+		// Each count must see every create committed before this one took
+		// the lock row, not a snapshot from the start of the transaction.
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("sessions: create: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE session_locks SET updated_at = ? WHERE name = 'create'", now); err != nil {
+		return fmt.Errorf("sessions: create: taking the create lock: %w", err)
+	}
+	var total, mine int
+	if err := tx.QueryRowContext(ctx,
+		"SELECT COUNT(*), COALESCE(SUM(CASE WHEN user_id = ? THEN 1 ELSE 0 END), 0) FROM sessions", userID,
+	).Scan(&total, &mine); err != nil {
+		return fmt.Errorf("sessions: create: counting: %w", err)
+	}
+	if total >= cfg.MaxSessions {
+		return fmt.Errorf("%w: %d of %d sessions in use", ErrLimitReached, total, cfg.MaxSessions)
+	}
+	if cfg.MaxSessionsPerUser > 0 && mine >= cfg.MaxSessionsPerUser {
+		return fmt.Errorf("%w: the user has %d of %d sessions", ErrLimitReached, mine, cfg.MaxSessionsPerUser)
+	}
+	if _, err := tx.ExecContext(ctx,
+		"INSERT INTO sessions (id, user_id, ready, created_at, last_active_at) VALUES (?, ?, 0, ?, ?)",
+		id, userID, now, now); err != nil {
+		return fmt.Errorf("sessions: create: inserting: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sessions: create: commit: %w", err)
+	}
+	return nil
+}
+
+// abandon undoes a create that failed after its row was committed. What it
+// cannot undo (the database is gone) the repair pass finds later.
+func (s *Store) abandon(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ?", id); err != nil {
+		s.logger.Warn("abandoning a failed create", zap.String("session", id), zap.Error(err))
+		return
+	}
+	s.removeWorkspace(id)
+}
+
+// Get returns the session id if userID owns it, else ErrNotFound.
+func (s *Store) Get(ctx context.Context, id, userID string) (Session, error) {
+	if !ValidID(id) {
+		return Session{}, ErrNotFound
+	}
+	var created, active int64
+	err := s.db.QueryRowContext(ctx,
+		"SELECT created_at, last_active_at FROM sessions WHERE id = ? AND user_id = ? AND ready = 1",
+		id, userID).Scan(&created, &active)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("sessions: get %s: %w", id, err)
+	}
+	return s.session(id, userID, created, active, s.Config()), nil
+}
+
+// List returns the sessions of userID, oldest first.
+func (s *Store) List(ctx context.Context, userID string) ([]Session, error) {
+	return s.list(ctx, "SELECT id, user_id, created_at, last_active_at FROM sessions WHERE ready = 1 AND user_id = ? ORDER BY created_at, id", userID)
+}
+
+// ListAll returns every user's sessions, oldest first (for admins).
+func (s *Store) ListAll(ctx context.Context) ([]Session, error) {
+	return s.list(ctx, "SELECT id, user_id, created_at, last_active_at FROM sessions WHERE ready = 1 ORDER BY created_at, id")
+}
+
+func (s *Store) list(ctx context.Context, query string, args ...any) ([]Session, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: list: %w", err)
+	}
+	defer rows.Close()
+	cfg := s.Config()
+	out := []Session{}
+	for rows.Next() {
+		var id, user string
+		var created, active int64
+		if err := rows.Scan(&id, &user, &created, &active); err != nil {
+			return nil, fmt.Errorf("sessions: list: %w", err)
+		}
+		out = append(out, s.session(id, user, created, active, cfg))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sessions: list: %w", err)
+	}
+	return out, nil
+}
+
+// Count returns the number of live sessions (the active_sessions gauge).
+func (s *Store) Count(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions WHERE ready = 1").Scan(&n); err != nil {
+		return 0, fmt.Errorf("sessions: count: %w", err)
+	}
+	return n, nil
+}
+
+// Delete removes userID's session id: first its row, then its workspace.
+// Someone else's session is ErrNotFound.
+func (s *Store) Delete(ctx context.Context, id, userID string) error {
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ? AND user_id = ? AND ready = 1", id, userID)
+	if err != nil {
+		return fmt.Errorf("sessions: delete %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sessions: delete %s: %w", id, err)
+	} else if n == 0 {
+		return ErrNotFound
+	}
+	s.touched.Delete(id)
+	s.removeWorkspace(id)
+	return nil
+}
+
+// Touch records an access to session id: it moves last_active_at to now
+// (and metadata.json with it), at most once per Config.TouchInterval. It does
+// not check ownership; call Get first.
+func (s *Store) Touch(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	cfg := s.Config()
+	now := store.NowMillis()
+	if last, ok := s.touched.Load(id); ok && now-last.(int64) < cfg.TouchInterval.Milliseconds() {
+		return nil
+	}
+	s.touched.Store(id, now)
+	res, err := s.db.ExecContext(ctx,
+		"UPDATE sessions SET last_active_at = ? WHERE id = ? AND ready = 1 AND last_active_at < ?",
+		now, id, now)
+	if err != nil {
+		s.touched.Delete(id)
+		return fmt.Errorf("sessions: touch %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	var user string
+	var created int64
+	if err := s.db.QueryRowContext(ctx, "SELECT user_id, created_at FROM sessions WHERE id = ?", id).Scan(&user, &created); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		return fmt.Errorf("sessions: touch %s: %w", id, err)
+	}
+	return s.writeMetadata(s.session(id, user, created, now, cfg))
+}
+
+// FilesDir returns the absolute path of session id's files/ directory, the
+// directory a sandbox mounts. It checks the id's form, not ownership.
+func (s *Store) FilesDir(id string) (string, error) {
+	if !ValidID(id) {
+		return "", ErrNotFound
+	}
+	return filepath.Join(s.dir, id, filesDir), nil
+}
+
+func (s *Store) session(id, userID string, created, active int64, cfg Config) Session {
+	return Session{
+		ID:           id,
+		UserID:       userID,
+		CreatedAt:    fromMillis(created),
+		LastActiveAt: fromMillis(active),
+		ExpiresAt:    fromMillis(active + cfg.Timeout.Milliseconds()),
+	}
+}
+
+func expectOne(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return fmt.Errorf("%d rows changed, want 1", n)
+	}
+	return nil
+}
+
+// keyedMutex hands out one mutex per key, for the in-process half of
+// serializing history appends.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.m[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.Lock()
+	return func() {
+		e.Unlock()
+		k.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}

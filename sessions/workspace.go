@@ -1,0 +1,148 @@
+package sessions
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+
+	"go.uber.org/zap"
+)
+
+// Names inside a session's directory, and the prefixes of the transient
+// directories beside the sessions.
+const (
+	filesDir       = "files"
+	claudeDir      = ".claude"
+	historyFile    = ".claude/history.json"
+	historyLock    = ".claude/history.lock"
+	metadataFile   = "metadata.json"
+	uploadsDir     = ".uploads" // journal of uploads in flight, one marker each
+	creatingPrefix = ".creating-"
+	deletingPrefix = ".deleting-"
+	tempPrefix     = ".claude-tmp-"
+)
+
+// buildWorkspace builds the session's directory under a staging name and
+// renames it into place, so <id>/ is either absent or complete.
+func (s *Store) buildWorkspace(sess Session) error {
+	staging := creatingPrefix + sess.ID
+	if err := s.root.Mkdir(staging, 0o755); err != nil {
+		return fmt.Errorf("creating the workspace: %w", err)
+	}
+	for _, d := range []string{filesDir, claudeDir, uploadsDir} {
+		if err := s.root.Mkdir(path.Join(staging, d), 0o755); err != nil {
+			s.root.RemoveAll(staging)
+			return fmt.Errorf("creating the workspace: %w", err)
+		}
+	}
+	meta, err := metadataJSON(sess)
+	if err != nil {
+		s.root.RemoveAll(staging)
+		return err
+	}
+	for name, data := range map[string][]byte{historyFile: []byte("[]\n"), metadataFile: meta} {
+		if err := writeSynced(s.root, path.Join(staging, name), data); err != nil {
+			s.root.RemoveAll(staging)
+			return fmt.Errorf("creating the workspace: %w", err)
+		}
+	}
+	for _, d := range []string{path.Join(staging, claudeDir), staging} {
+		if err := syncDir(s.root, d); err != nil {
+			s.root.RemoveAll(staging)
+			return fmt.Errorf("creating the workspace: %w", err)
+		}
+	}
+	if err := s.root.Rename(staging, sess.ID); err != nil {
+		s.root.RemoveAll(staging)
+		return fmt.Errorf("moving the workspace into place: %w", err)
+	}
+	return syncDir(s.root, ".")
+}
+
+// removeWorkspace moves a session's directory out of the way in one rename,
+// then deletes it. A crash in between leaves a .deleting- directory that the
+// repair pass removes.
+func (s *Store) removeWorkspace(id string) {
+	trash := deletingPrefix + id + "-" + randomSuffix()
+	if err := s.root.Rename(id, trash); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.logger.Warn("removing a session workspace", zap.String("session", id), zap.Error(err))
+		}
+		return
+	}
+	if err := s.root.RemoveAll(trash); err != nil {
+		s.logger.Warn("removing a session workspace", zap.String("session", id), zap.Error(err))
+	}
+}
+
+// writeMetadata replaces <id>/metadata.json atomically. A session whose
+// directory is gone (deleted meanwhile) is not an error.
+func (s *Store) writeMetadata(sess Session) error {
+	meta, err := metadataJSON(sess)
+	if err != nil {
+		return err
+	}
+	err = writeAtomic(s.root, path.Join(sess.ID, metadataFile), meta)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sessions: writing metadata of %s: %w", sess.ID, err)
+	}
+	return nil
+}
+
+func metadataJSON(sess Session) ([]byte, error) {
+	b, err := json.MarshalIndent(sess, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding metadata: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// writeAtomic writes data to a temporary file beside name, syncs it and
+// renames it over name, so readers see the old or the new content, whole.
+func writeAtomic(root *os.Root, name string, data []byte) error {
+	tmp := path.Join(path.Dir(name), tempPrefix+randomSuffix())
+	if err := writeSynced(root, tmp, data); err != nil {
+		root.Remove(tmp)
+		return err
+	}
+	if err := root.Rename(tmp, name); err != nil {
+		root.Remove(tmp)
+		return err
+	}
+	return syncDir(root, path.Dir(name))
+}
+
+// writeSynced creates name (which must not exist) with data and syncs it.
+func writeSynced(root *os.Root, name string, data []byte) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir makes the entries of a directory (creations, renames) durable.
+func syncDir(root *os.Root, name string) error {
+	d, err := root.Open(name)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func randomSuffix() string { return newID()[len(IDPrefix):][:16] }
