@@ -52,8 +52,8 @@ if ! mysql_ok; then
 	mariadb --socket="$sock" -uroot <<SQL
 CREATE USER IF NOT EXISTS '$user'@'127.0.0.1' IDENTIFIED BY '$pass';
 CREATE USER IF NOT EXISTS '$user'@'localhost' IDENTIFIED BY '$pass';
-GRANT ALL PRIVILEGES ON *.* TO '$user'@'127.0.0.1';
-GRANT ALL PRIVILEGES ON *.* TO '$user'@'localhost';
+GRANT ALL PRIVILEGES ON *.* TO '$user'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '$user'@'localhost' WITH GRANT OPTION;
 FLUSH PRIVILEGES;
 SQL
 	mysql_ok || { log "MariaDB did not come up; see $state/mariadb.log"; tail -20 "$state/mariadb.log" >&2; exit 1; }
