@@ -57,3 +57,114 @@ bench: build ## Run the benchmarks (bench/run.sh): gateway vs bare proxy vs dire
 .PHONY: clean
 clean: ## Remove build output and local run data.
 	rm -rf bin
+
+# ---------------------------------------------------------------------------------------------
+# Deployment with Docker Compose: docker-compose.yml + docker-compose.dind.yml, settings in .env
+# (see .env.example), secrets in $(SECRETS_DIR). Only the gateway publishes ports.
+COMPOSE       ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+COMPOSE_FILES ?= -f docker-compose.yml -f docker-compose.dind.yml
+DC             = $(COMPOSE) $(COMPOSE_FILES)
+GATEWAY_IMAGE ?= claude-gateway:local
+SANDBOX_IMAGE ?= claude-sandbox:local
+SECRETS_DIR   ?= ./secrets
+BACKUP_DIR    ?= ./backups
+SERVICE       ?=
+# The daemon's client as the gateway uses it: TLS on 2376 with the client certificate.
+DIND_CLI       = $(DC) exec -T dind env DOCKER_HOST=tcp://dind:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=/certs/client docker
+
+.PHONY: build-image
+build-image: ## Build the gateway image only ($(GATEWAY_IMAGE)); other services are not rebuilt.
+	docker build -t $(GATEWAY_IMAGE) .
+
+.PHONY: secrets
+secrets: ## Create missing secret files (random) in $(SECRETS_DIR): secret_key, mysql_password, mysql_root_password.
+	@install -d -m 0700 $(SECRETS_DIR)
+	@for s in secret_key mysql_password mysql_root_password; do \
+		f=$(SECRETS_DIR)/$$s; [ -s $$f ] && continue; \
+		head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $$f && chmod 0444 $$f && echo "created $$f"; \
+	done
+
+.PHONY: up
+up: secrets ## Start the stack (gateway, frontend, backend, code-server, MySQL, DinD) in the background.
+	@[ -f .env ] || { echo "no .env: cp .env.example .env and edit it"; exit 1; }
+	$(DC) up -d
+	@$(MAKE) --no-print-directory status
+
+.PHONY: down
+down: ## Stop and remove the stack's containers (volumes are kept).
+	$(DC) down
+
+.PHONY: logs
+logs: ## Follow the logs (SERVICE=gateway for one service).
+	$(DC) logs -f --tail=200 $(SERVICE)
+
+.PHONY: status
+status: ## Containers, their health, and the gateway's own probe.
+	$(DC) ps
+	@$(DC) exec -T gateway /usr/bin/claude-gateway healthcheck && echo "gateway: live" || echo "gateway: not answering"
+
+.PHONY: stack-reload
+stack-reload: ## Reload the running gateway container's Caddyfile (admin API on its unix socket).
+	$(DC) exec -T gateway /usr/bin/claude-gateway reload --config /etc/caddy/Caddyfile --adapter caddyfile \
+		--address unix//run/claude-gateway/admin.sock
+
+.PHONY: dind-up
+dind-up: ## Start only the DinD daemon.
+	$(DC) up -d dind
+
+.PHONY: dind-down
+dind-down: ## Stop the DinD daemon (running executions end).
+	$(DC) stop dind
+
+.PHONY: dind-image
+dind-image: ## Copy the sandbox image ($(SANDBOX_IMAGE)) from the host's engine into the daemon (it cannot pull).
+	docker save $(SANDBOX_IMAGE) | $(DC) exec -T dind docker load
+
+.PHONY: dind-test
+dind-test: ## Check the daemon: TLS API answers, plaintext 2375 is closed, a sandbox run works offline.
+	$(DIND_CLI) version
+	@if $(DC) exec -T dind docker -H tcp://dind:2375 version >/dev/null 2>&1; then \
+		echo "FAIL: the plaintext API on 2375 answers"; exit 1; else echo "ok: no plaintext API on 2375"; fi
+	$(DIND_CLI) run --rm --network none --user 1000:1000 --read-only --cap-drop ALL \
+		$(SANDBOX_IMAGE) python3 -c 'print("dind: sandbox ok")'
+
+.PHONY: dind-stats
+dind-stats: ## Containers, disk use and resource use inside the daemon.
+	$(DIND_CLI) ps -a
+	$(DIND_CLI) system df
+	$(DIND_CLI) stats --no-stream
+
+.PHONY: dind-clean
+dind-clean: ## Remove stopped containers, dangling images and build cache inside the daemon.
+	$(DIND_CLI) container prune -f
+	$(DIND_CLI) image prune -f
+	$(DIND_CLI) builder prune -f
+
+.PHONY: backup
+backup: ## Dump MySQL and archive the workspace into $(BACKUP_DIR)/backup-<time>/.
+	@dir=$(BACKUP_DIR)/backup-$$(date -u +%Y%m%dT%H%M%SZ); install -d -m 0700 $$dir && \
+	$(DC) exec -T mysql sh -c 'MYSQL_PWD="$$(cat /run/secrets/mysql_root_password)" exec mysqldump -uroot \
+		--single-transaction --routines --triggers --databases claude_gateway "$$MYSQL_DATABASE"' > $$dir/mysql.sql && \
+	$(DC) exec -T code-server tar -C /home/coder/workspace -czf - . > $$dir/workspace.tar.gz && \
+	echo "backup written to $$dir"
+
+.PHONY: restore
+restore: ## Restore BACKUP=<dir> (a backup-<time>/ directory): MySQL dump, then the workspace.
+	@[ -n "$(BACKUP)" ] && [ -f "$(BACKUP)/mysql.sql" ] && [ -f "$(BACKUP)/workspace.tar.gz" ] || \
+		{ echo "usage: make restore BACKUP=$(BACKUP_DIR)/backup-<time>"; exit 1; }
+	$(DC) exec -T mysql sh -c 'MYSQL_PWD="$$(cat /run/secrets/mysql_root_password)" exec mysql -uroot' < $(BACKUP)/mysql.sql
+	$(DC) exec -T code-server tar -C /home/coder/workspace -xzf - < $(BACKUP)/workspace.tar.gz
+	$(DC) restart gateway
+
+.PHONY: diagnostics
+diagnostics: ## Print what a bug report needs: versions, containers, health, resources, recent logs.
+	-docker version --format '{{.Server.Version}}'
+	-$(COMPOSE) version
+	-$(DC) ps
+	-$(DC) exec -T gateway /usr/bin/claude-gateway version
+	-$(DC) exec -T gateway /usr/bin/claude-gateway healthcheck
+	-curl -sk --max-time 5 --resolve "$${DOMAIN:-localhost}:443:127.0.0.1" "https://$${DOMAIN:-localhost}/api/health"; echo
+	-$(DC) exec -T mysql mysqladmin ping -h 127.0.0.1
+	-$(DIND_CLI) info --format 'dind: {{.ServerVersion}}, {{.Containers}} containers, {{.Images}} images'
+	-docker stats --no-stream
+	-$(DC) logs --tail=50
