@@ -5,6 +5,7 @@ package plugin
 
 import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelimit"

@@ -42,6 +42,10 @@ type App struct {
 	// Nil means the defaults.
 	SessionsConfig *SessionsConfig `json:"sessions,omitempty"`
 
+	// Auth configures access tokens, refresh tokens and login regulation
+	// (the `auth` sub-option; see auth.go). Nil means the defaults.
+	Auth *AuthConfig `json:"auth,omitempty"`
+
 	db     *store.DB
 	health *health.Registry
 	logger *zap.Logger

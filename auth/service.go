@@ -1,0 +1,205 @@
+// Package auth is the gateway's authentication domain: HS256 access tokens
+// (issue, verify, revoke), accounts with bcrypt password hashes, rotated
+// refresh tokens in families, and login regulation against brute force. It
+// knows nothing of Caddy; caddymodules/claudeauth wires it into HTTP.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/claude-gateway/claude-gateway/identity"
+)
+
+// Errors of the login flow.
+var (
+	// ErrInvalidCredentials: unknown user, wrong password or disabled account,
+	// deliberately indistinguishable.
+	ErrInvalidCredentials = errors.New("invalid username or password")
+)
+
+// BannedError is returned by Login while the username or the client address is banned.
+type BannedError struct {
+	// RetryAfter is how long the ban still lasts.
+	RetryAfter time.Duration
+}
+
+func (e *BannedError) Error() string {
+	return fmt.Sprintf("too many failed logins; retry in %s", e.RetryAfter.Round(time.Second))
+}
+
+// Session is what a login or a refresh hands to the client.
+type Session struct {
+	// AccessToken is the signed access JWT.
+	AccessToken string
+	// Access are its claims.
+	Access *Claims
+	// RefreshToken is the opaque refresh token of the session.
+	RefreshToken string
+	// RefreshExpires is when RefreshToken stops being accepted.
+	RefreshExpires time.Time
+}
+
+// Service ties the pieces of the domain together for the HTTP layer.
+type Service struct {
+	// Tokens issues and verifies access tokens.
+	Tokens *Tokens
+	// Users is the account store.
+	Users *Users
+	// Refresh is the refresh token store.
+	Refresh *RefreshTokens
+	// Revocations is the revocation list (shared by the replicas' snapshots).
+	Revocations *Revocations
+	// Regulator bans usernames and addresses after repeated login failures.
+	Regulator *Regulator
+
+	dummyHash []byte
+}
+
+// NewService returns a Service over its parts.
+func NewService(tokens *Tokens, users *Users, refresh *RefreshTokens, revocations *Revocations, regulator *Regulator) *Service {
+	// A hash of a random password at the store's cost: unknown usernames are
+	// compared against it, so they take as long as a wrong password.
+	dummy, err := bcrypt.GenerateFromPassword([]byte(GeneratePassword(20)), users.cost)
+	if err != nil {
+		panic("bcrypt: " + err.Error())
+	}
+	return &Service{Tokens: tokens, Users: users, Refresh: refresh, Revocations: revocations, Regulator: regulator, dummyHash: dummy}
+}
+
+// Regulation keys.
+func userRegKey(username string) string { return "user:" + username }
+func addrRegKey(addr string) string     { return "addr:" + addr }
+
+// Login checks a username and password from clientAddr and, when they are
+// right, starts a session. While the username or the address is banned it
+// returns a *BannedError without looking at the password; a wrong password,
+// an unknown user and a disabled account all return ErrInvalidCredentials
+// after the same bcrypt work.
+func (s *Service) Login(ctx context.Context, username, password, clientAddr string) (Session, error) {
+	username = NormalizeUsername(username)
+	keys := []string{userRegKey(username)}
+	if clientAddr != "" {
+		keys = append(keys, addrRegKey(clientAddr))
+	}
+	now := time.Now()
+	if d := s.Regulator.Banned(now, keys...); d > 0 {
+		return Session{}, &BannedError{RetryAfter: d}
+	}
+	acct, err := s.Users.ByName(ctx, username)
+	switch {
+	case errors.Is(err, ErrUserNotFound):
+		checkPassword(s.dummyHash, password)
+		s.Regulator.Fail(now, keys...)
+		return Session{}, ErrInvalidCredentials
+	case err != nil:
+		return Session{}, err
+	}
+	ok := checkPassword(acct.passwordHash, password)
+	if !ok || acct.Disabled {
+		s.Regulator.Fail(now, keys...)
+		return Session{}, ErrInvalidCredentials
+	}
+	s.Regulator.Reset(userRegKey(username))
+	refresh, rt, err := s.Refresh.Issue(ctx, acct.ID)
+	if err != nil {
+		return Session{}, err
+	}
+	return s.session(acct, refresh, rt)
+}
+
+func (s *Service) session(acct Account, refresh string, rt RefreshToken) (Session, error) {
+	tok, claims, err := s.Tokens.Issue(acct.Identity(), rt.Family)
+	if err != nil {
+		return Session{}, err
+	}
+	return Session{AccessToken: tok, Access: claims, RefreshToken: refresh, RefreshExpires: rt.ExpiresAt}, nil
+}
+
+// RefreshSession rotates a refresh token and issues a new access token with
+// the account's current name and role. Re-use of a rotated token revokes the
+// whole session (its refresh family and every access token of it) and
+// returns ErrRefreshReused.
+func (s *Service) RefreshSession(ctx context.Context, refresh string) (Session, error) {
+	next, rt, err := s.Refresh.Rotate(ctx, refresh)
+	if errors.Is(err, ErrRefreshReused) {
+		if rerr := s.Revocations.RevokeSession(ctx, rt.Family); rerr != nil {
+			return Session{}, errors.Join(err, rerr)
+		}
+		return Session{}, err
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	if s.Revocations.SessionRevoked(rt.Family) {
+		s.Refresh.RevokeFamily(ctx, rt.Family)
+		return Session{}, ErrInvalidRefresh
+	}
+	acct, err := s.Users.ByID(ctx, rt.UserID)
+	if errors.Is(err, ErrUserNotFound) || (err == nil && acct.Disabled) {
+		s.Refresh.RevokeFamily(ctx, rt.Family)
+		return Session{}, ErrInvalidRefresh
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	return s.session(acct, next, rt)
+}
+
+// Logout revokes the access token access (when not nil) and its session, and
+// the session of the refresh token refresh (when not empty), at once.
+func (s *Service) Logout(ctx context.Context, access *Claims, refresh string) error {
+	var errs []error
+	if access != nil {
+		exp := time.Now().Add(MaxAccessTTL)
+		if access.ExpiresAt != nil {
+			exp = access.ExpiresAt.Time
+		}
+		errs = append(errs, s.Revocations.RevokeToken(ctx, access.ID, exp))
+		if access.SessionID != "" {
+			errs = append(errs, s.Refresh.RevokeFamily(ctx, access.SessionID), s.Revocations.RevokeSession(ctx, access.SessionID))
+		}
+	}
+	if refresh != "" {
+		if rt, err := s.Refresh.Lookup(ctx, refresh); err == nil && (access == nil || rt.Family != access.SessionID) {
+			errs = append(errs, s.Refresh.RevokeFamily(ctx, rt.Family), s.Revocations.RevokeSession(ctx, rt.Family))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Authenticate verifies an access token and checks it against the revocation
+// list. Errors wrap ErrInvalidToken.
+func (s *Service) Authenticate(token string) (*Claims, error) {
+	c, err := s.Tokens.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	if s.Revocations.Revoked(c) {
+		return nil, fmt.Errorf("%w: revoked", ErrInvalidToken)
+	}
+	return c, nil
+}
+
+// IssueAccess signs an access token for a user already authenticated (for
+// instance on another host of the gateway), in the same session sid.
+func (s *Service) IssueAccess(u identity.User, sid string) (string, *Claims, error) {
+	return s.Tokens.Issue(u, sid)
+}
+
+// RevokeUser ends every session of an account and every access token issued
+// to it so far (after a password change, a disable or a delete).
+func (s *Service) RevokeUser(ctx context.Context, userID string) error {
+	return errors.Join(s.Refresh.RevokeUser(ctx, userID), s.Revocations.RevokeUser(ctx, userID))
+}
+
+// Cleanup deletes refresh tokens and revocation entries that expired before now.
+func (s *Service) Cleanup(ctx context.Context, now time.Time) error {
+	_, err1 := s.Refresh.DeleteExpired(ctx, now)
+	_, err2 := s.Revocations.DeleteExpired(ctx, now)
+	return errors.Join(err1, err2)
+}

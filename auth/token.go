@@ -1,0 +1,217 @@
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/claude-gateway/claude-gateway/identity"
+)
+
+// Token defaults.
+const (
+	DefaultIssuer        = "claude-gateway"
+	DefaultAudience      = "claude-gateway"
+	DefaultAccessTTL     = 15 * time.Minute
+	DefaultLeeway        = 30 * time.Second
+	DefaultMaxTokenBytes = 4096
+	// MaxAccessTTL bounds the access token lifetime: revocations of users and
+	// sessions are kept this long, so no token outlives its revocation entry.
+	MaxAccessTTL = 24 * time.Hour
+)
+
+// TokenTypeAccess is the "typ" claim of access tokens.
+const TokenTypeAccess = "access"
+
+// ErrInvalidToken is returned (wrapped) for every token that must not be
+// accepted: bad signature, algorithm, claims, size or a revoked one.
+var ErrInvalidToken = errors.New("invalid token")
+
+// Claims are the claims of an access token: the registered ones (iss, aud,
+// sub = user id, jti, iat, nbf, exp) plus the user's name and role, the token
+// type and the login session (refresh family) it belongs to.
+type Claims struct {
+	jwt.RegisteredClaims
+	// Username is the user's login name.
+	Username string `json:"username"`
+	// Role is identity.RoleAdmin or identity.RoleUser.
+	Role string `json:"role"`
+	// Type is TokenTypeAccess.
+	Type string `json:"typ"`
+	// SessionID is the refresh token family of the login that produced the
+	// token; revoking the session revokes every access token carrying it.
+	SessionID string `json:"sid,omitempty"`
+}
+
+// User is the identity the claims prove.
+func (c *Claims) User() identity.User {
+	return identity.User{ID: c.Subject, Username: c.Username, Role: c.Role}
+}
+
+// TokenConfig configures issuing and verifying access tokens.
+type TokenConfig struct {
+	// Key signs new tokens and verifies them (HS256).
+	Key []byte
+	// VerifyKeys are older keys still accepted for verification only (key rotation).
+	VerifyKeys [][]byte
+	// Issuer and Audience are written into tokens and required on verification.
+	Issuer, Audience string
+	// TTL is the lifetime of new access tokens.
+	TTL time.Duration
+	// Leeway is the clock skew tolerated on exp, nbf and iat.
+	Leeway time.Duration
+	// MaxBytes bounds the encoded size of a token; longer ones are refused unparsed.
+	MaxBytes int
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Tokens issues and verifies access tokens. It is safe for concurrent use.
+type Tokens struct {
+	cfg    TokenConfig
+	keys   jwt.VerificationKeySet
+	parser *jwt.Parser
+}
+
+// NewTokens checks cfg, fills in defaults and returns the Tokens it describes.
+func NewTokens(cfg TokenConfig) (*Tokens, error) {
+	if err := CheckSecret(cfg.Key, "the signing key"); err != nil {
+		return nil, err
+	}
+	for i, k := range cfg.VerifyKeys {
+		if err := CheckSecret(k, fmt.Sprintf("verification key %d", i+1)); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = DefaultIssuer
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = DefaultAudience
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultAccessTTL
+	}
+	if cfg.TTL < 0 || cfg.TTL > MaxAccessTTL {
+		return nil, fmt.Errorf("access token lifetime %s is out of range (0, %s]", cfg.TTL, MaxAccessTTL)
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxTokenBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Tokens{cfg: cfg}
+	t.keys.Keys = append(t.keys.Keys, cfg.Key)
+	for _, k := range cfg.VerifyKeys {
+		t.keys.Keys = append(t.keys.Keys, k)
+	}
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+		jwt.WithStrictDecoding(),
+	)
+	return t, nil
+}
+
+// TTL is the lifetime of the access tokens Issue makes.
+func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
+
+// Issue signs a new access token for u, belonging to the login session sid
+// (may be empty).
+func (t *Tokens) Issue(u identity.User, sid string) (string, *Claims, error) {
+	if err := validUser(u); err != nil {
+		return "", nil, err
+	}
+	now := t.cfg.Now().Truncate(time.Second)
+	c := &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.cfg.Issuer,
+			Audience:  jwt.ClaimStrings{t.cfg.Audience},
+			Subject:   u.ID,
+			ID:        RandomID(),
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(t.cfg.TTL)),
+		},
+		Username:  u.Username,
+		Role:      u.Role,
+		Type:      TokenTypeAccess,
+		SessionID: sid,
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.cfg.Key)
+	if err != nil {
+		return "", nil, fmt.Errorf("signing an access token: %w", err)
+	}
+	return s, c, nil
+}
+
+// Verify checks an access token's size, algorithm (HS256 only, whatever the
+// header says), signature (current key, then the verification-only keys),
+// exp (required), nbf, iat, iss, aud, typ and subject claims. It does not
+// consult the revocation list; see Service.Authenticate.
+func (t *Tokens) Verify(token string) (*Claims, error) {
+	if len(token) > t.cfg.MaxBytes {
+		return nil, fmt.Errorf("%w: %d bytes is over the %d-byte bound", ErrInvalidToken, len(token), t.cfg.MaxBytes)
+	}
+	c := new(Claims)
+	_, err := t.parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return t.keys, nil })
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	switch {
+	case c.Type != TokenTypeAccess:
+		return nil, fmt.Errorf("%w: typ %q is not %q", ErrInvalidToken, c.Type, TokenTypeAccess)
+	case c.ID == "":
+		return nil, fmt.Errorf("%w: no jti", ErrInvalidToken)
+	case c.IssuedAt == nil:
+		return nil, fmt.Errorf("%w: no iat", ErrInvalidToken)
+	}
+	if err := validUser(c.User()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return c, nil
+}
+
+// validUser checks what ends up in headers and placeholders: an id, a
+// well-formed name and a known role.
+func validUser(u identity.User) error {
+	if u.ID == "" || len(u.ID) > 64 || !printableASCII(u.ID) {
+		return errors.New("malformed user id")
+	}
+	if err := ValidUsername(u.Username); err != nil {
+		return err
+	}
+	return ValidRole(u.Role)
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// RandomID returns 128 random bits, base64url-encoded: token ids, user ids,
+// refresh families.
+func RandomID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}

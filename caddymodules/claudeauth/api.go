@@ -1,0 +1,219 @@
+package claudeauth
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/auth"
+)
+
+func init() {
+	caddy.RegisterModule(APIHandler{})
+}
+
+// maxLoginBody bounds the JSON body of a login request.
+const maxLoginBody = 16 << 10
+
+// APIHandler serves the session API; other paths pass to the next handler.
+//
+//   - POST /api/auth/login {"username","password"}: 200
+//     {"access_token","token_type":"Bearer","expires_in"} and the access and
+//     refresh cookies; 401 invalid_credentials; 429 + Retry-After while the
+//     username or the client address is banned after repeated failures.
+//   - POST /api/auth/refresh (refresh cookie): rotates the refresh token and
+//     answers like login; re-use of a rotated token revokes its session.
+//   - POST /api/auth/logout: 204; the presented access token, its session and
+//     the refresh cookie's session are revoked at once; cookies cleared.
+//   - GET /api/auth/me: {"id","username","role"} of the presented token.
+type APIHandler struct {
+	auth   *Auth
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (APIHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.claude_auth_api",
+		New: func() caddy.Module { return new(APIHandler) },
+	}
+}
+
+// Provision acquires the auth service.
+func (h *APIHandler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	a, err := Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	h.auth = a
+	return nil
+}
+
+// Cleanup releases the auth service.
+func (h *APIHandler) Cleanup() error { return h.auth.Release() }
+
+// TokenResponse is the body of a successful login or refresh.
+type TokenResponse struct {
+	// AccessToken is the access JWT (also set as the access cookie).
+	AccessToken string `json:"access_token"`
+	// TokenType is always "Bearer".
+	TokenType string `json:"token_type"`
+	// ExpiresIn is the access token's remaining lifetime in seconds.
+	ExpiresIn int64 `json:"expires_in"`
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	var serve func(http.ResponseWriter, *http.Request) error
+	allow := http.MethodPost
+	switch r.URL.Path {
+	case "/api/auth/login":
+		serve = h.login
+	case "/api/auth/refresh":
+		serve = h.refresh
+	case "/api/auth/logout":
+		serve = h.logout
+	case "/api/auth/me":
+		serve, allow = h.me, "GET, HEAD"
+	default:
+		return next.ServeHTTP(w, r)
+	}
+	StripIdentityHeaders(r)
+	if !strings.Contains(allow, r.Method) {
+		w.Header().Set("Allow", allow)
+		apierror.Write(w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint answers "+allow+" only."))
+		return nil
+	}
+	if err := serve(w, r); err != nil {
+		var ae *apierror.Error
+		if !errors.As(err, &ae) || ae.Status >= 500 {
+			h.logger.Error("auth api", zap.String("path", r.URL.Path), zap.Error(err))
+		}
+		apierror.Write(w, err)
+	}
+	return nil
+}
+
+func (h *APIHandler) login(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxLoginBody))
+	if err := dec.Decode(&body); err != nil || body.Username == "" || body.Password == "" {
+		return apierror.New(http.StatusBadRequest, "invalid_request",
+			`Send a JSON body {"username": "...", "password": "..."}.`)
+	}
+	sess, err := h.auth.Login(r.Context(), body.Username, body.Password, ClientIP(r))
+	if err != nil {
+		return LoginError(w, err)
+	}
+	h.logger.Info("login", zap.String("user_id", sess.Access.Subject), zap.String("username", sess.Access.Username))
+	writeSession(w, sess)
+	return nil
+}
+
+// LoginError turns an error of auth.Service.Login into the API's answer:
+// 429 + Retry-After for a ban, 401 invalid_credentials for bad credentials.
+// It sets Retry-After on w itself and returns the *apierror.Error to write.
+func LoginError(w http.ResponseWriter, err error) error {
+	var banned *auth.BannedError
+	switch {
+	case errors.As(err, &banned):
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(banned.RetryAfter.Seconds()))))
+		return apierror.New(http.StatusTooManyRequests, "too_many_failed_logins",
+			"Too many failed logins for this user or from this address; retry later.")
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		return apierror.New(http.StatusUnauthorized, "invalid_credentials", "Wrong username or password.")
+	}
+	return err
+}
+
+func writeSession(w http.ResponseWriter, sess auth.Session) {
+	SetSessionCookies(w, sess)
+	apierror.WriteJSON(w, http.StatusOK, TokenResponse{
+		AccessToken: sess.AccessToken,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(time.Until(sess.Access.ExpiresAt.Time).Round(time.Second) / time.Second),
+	})
+}
+
+func (h *APIHandler) refresh(w http.ResponseWriter, r *http.Request) error {
+	c, err := r.Cookie(RefreshCookie)
+	if err != nil || c.Value == "" {
+		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "No refresh token: log in again.")
+	}
+	sess, err := h.auth.RefreshSession(r.Context(), c.Value)
+	switch {
+	case errors.Is(err, auth.ErrRefreshReused):
+		h.logger.Warn("refresh token re-used: session revoked", zap.String("client_ip", ClientIP(r)))
+		ClearSessionCookies(w)
+		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "This refresh token was already used; the session has been ended. Log in again.")
+	case errors.Is(err, auth.ErrInvalidRefresh):
+		ClearSessionCookies(w)
+		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "The refresh token is not valid; log in again.")
+	case err != nil:
+		return err
+	}
+	writeSession(w, sess)
+	return nil
+}
+
+func (h *APIHandler) logout(w http.ResponseWriter, r *http.Request) error {
+	claims, _, _ := h.auth.UserFromRequest(r)
+	var refresh string
+	if c, err := r.Cookie(RefreshCookie); err == nil {
+		refresh = c.Value
+	}
+	if err := h.auth.Logout(r.Context(), claims, refresh); err != nil {
+		return err
+	}
+	ClearSessionCookies(w)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *APIHandler) me(w http.ResponseWriter, r *http.Request) error {
+	claims, _, err := h.auth.UserFromRequest(r)
+	if err != nil {
+		WriteUnauthorized(w)
+		return nil
+	}
+	u := claims.User()
+	apierror.WriteJSON(w, http.StatusOK, map[string]string{"id": u.ID, "username": u.Username, "role": u.Role})
+	return nil
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler. Syntax:
+//
+//	claude_auth_api
+func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("claude_auth_api takes no options; configure auth in the global claude { auth { … } } block")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*APIHandler)(nil)
+	_ caddy.CleanerUpper          = (*APIHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*APIHandler)(nil)
+	_ caddyfile.Unmarshaler       = (*APIHandler)(nil)
+)

@@ -1,0 +1,249 @@
+package claudeauth
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/auth"
+	"github.com/claude-gateway/claude-gateway/identity"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Identity headers the handler sends to upstreams. Client-sent copies (and
+// look-alikes with underscores, which some servers treat as the same header)
+// are removed from every request that passes the handler.
+const (
+	HeaderUserID   = "X-Auth-User-Id"
+	HeaderUserName = "X-Auth-User-Name"
+	HeaderUserRole = "X-Auth-User-Role"
+)
+
+// Placeholders the handler sets on success.
+const (
+	PlaceholderUserID   = "http.auth.user.id"
+	PlaceholderUserName = "http.auth.user.username"
+	PlaceholderUserRole = "http.auth.user.role"
+	// PlaceholderMethod is "bearer" or "cookie": how the token came.
+	PlaceholderMethod = "http.auth.method"
+)
+
+// Handler requires a valid, unrevoked access token (Authorization: Bearer,
+// or the gateway's access cookie; never the query string) on every request
+// except the public paths. On success the user goes into the request context
+// (identity.NewContext), the placeholders {http.auth.user.id},
+// {http.auth.user.username}, {http.auth.user.role} and {http.auth.method},
+// and the X-Auth-User-Id/-Name/-Role headers sent upstream. Client-sent
+// identity headers are removed on every request, public or not.
+//
+// Without a valid token, a browser navigation (GET or HEAD accepting
+// text/html, outside /api/) is redirected to the login page with
+// next=<the requested path>; anything else gets 401 with
+// `WWW-Authenticate: Bearer error="invalid_token"` and the JSON error envelope.
+type Handler struct {
+	// Public lists the paths served without a token, in the syntax of Caddy's
+	// path matcher (`/api/live`, `/auth/*`). A valid token on a public path
+	// still sets the identity; an invalid one is ignored there.
+	Public []string `json:"public,omitempty"`
+
+	// LoginURL is where browser navigations without a valid token are sent,
+	// with `next` set to the requested path and query. Placeholders are
+	// expanded. Default: "/auth/login".
+	LoginURL string `json:"login_url,omitempty"`
+
+	auth   *Auth
+	public caddyhttp.MatchPath
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.claude_auth",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision acquires the auth service and compiles the public paths.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.LoginURL == "" {
+		h.LoginURL = "/auth/login"
+	}
+	h.public = caddyhttp.MatchPath(h.Public)
+	if err := h.public.Provision(ctx); err != nil {
+		return err
+	}
+	a, err := Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	h.auth = a
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	for _, p := range h.Public {
+		if !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "*") {
+			return errors.New("claude_auth: public paths must start with / or *")
+		}
+	}
+	return nil
+}
+
+// Cleanup releases the auth service.
+func (h *Handler) Cleanup() error { return h.auth.Release() }
+
+// StripIdentityHeaders removes client-sent identity headers from r,
+// including spellings with '_' for '-' and any case.
+func StripIdentityHeaders(r *http.Request) {
+	for name := range r.Header {
+		if len(name) >= len("X-Auth-User-") && strings.EqualFold(strings.ReplaceAll(name[:len("X-Auth-User-")], "_", "-"), "X-Auth-User-") {
+			delete(r.Header, name)
+		}
+	}
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	StripIdentityHeaders(r)
+	public := len(h.public) > 0 && h.public.Match(r)
+	claims, method, err := h.auth.UserFromRequest(r)
+	if err != nil {
+		if public {
+			return next.ServeHTTP(w, r)
+		}
+		if !errors.Is(err, ErrNoToken) {
+			h.logger.Debug("token refused", zap.Error(err), zap.String("method", method))
+		}
+		h.refuse(w, r)
+		return nil
+	}
+	r = SetIdentity(r, claims, method)
+	return next.ServeHTTP(w, r)
+}
+
+// SetIdentity puts the verified user of claims into the context, the
+// placeholders and the upstream headers of r, and returns the new request.
+func SetIdentity(r *http.Request, claims *auth.Claims, method string) *http.Request {
+	u := claims.User()
+	r = r.WithContext(identity.NewContext(r.Context(), u))
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set(PlaceholderUserID, u.ID)
+		repl.Set(PlaceholderUserName, u.Username)
+		repl.Set(PlaceholderUserRole, u.Role)
+		repl.Set(PlaceholderMethod, method)
+	}
+	r.Header.Set(HeaderUserID, u.ID)
+	r.Header.Set(HeaderUserName, u.Username)
+	r.Header.Set(HeaderUserRole, u.Role)
+	return r
+}
+
+// refuse answers a request without a valid token.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request) {
+	if isNavigation(r) {
+		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		target := h.LoginURL
+		if repl != nil {
+			target = repl.ReplaceKnown(target, "")
+		}
+		sep := "?"
+		if strings.Contains(target, "?") {
+			sep = "&"
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, target+sep+"next="+url.QueryEscape(SafeNext(r.URL.RequestURI())), http.StatusFound)
+		return
+	}
+	WriteUnauthorized(w)
+}
+
+// WriteUnauthorized answers 401 with the Bearer challenge and the envelope.
+func WriteUnauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_token",
+		"A valid access token is required; log in at /api/auth/login."))
+}
+
+// isNavigation reports whether r is a browser loading a page: GET or HEAD,
+// accepting HTML, not under /api/.
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api" {
+		return false
+	}
+	if r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// SafeNext returns p when it is a same-origin path (starts with a single "/"
+// and no "\"), else "/": `next` must never lead to another site.
+func SafeNext(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n\t") {
+		return "/"
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
+		return "/"
+	}
+	return p
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler. Syntax:
+//
+//	claude_auth [<matcher>] {
+//	    public    <path...>
+//	    login_url <url>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "public":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.Public = append(h.Public, args...)
+		case "login_url":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.LoginURL = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unknown claude_auth option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

@@ -1,0 +1,209 @@
+// Package claudeauth wires the auth domain package into Caddy: the
+// `claude_auth` handler (token check, identity headers) and the
+// `claude_auth_api` handler (/api/auth/login, /refresh, /logout, /me). Other
+// handlers (origin checks, IDE sign-on, the login page) use Acquire, the
+// cookie helpers and UserFromRequest.
+package claudeauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/auth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/store"
+)
+
+// states holds, per database, what must outlive a config reload: the
+// revocation snapshot with its sync loop, and the login regulator's counts.
+var states = caddy.NewUsagePool()
+
+// cleanupEvery is how often expired refresh tokens and revocations are deleted.
+const cleanupEvery = 15 * time.Minute
+
+type state struct {
+	revocations *auth.Revocations
+	regulator   *auth.Regulator
+	syncEvery   atomic.Int64 // time.Duration, the latest config's
+	cancel      context.CancelFunc
+	done        chan struct{}
+}
+
+// Destruct stops the background loop; it lets state live in a caddy.UsagePool.
+func (s *state) Destruct() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+func newState(db *store.DB, users *auth.Users, logger *zap.Logger, syncEvery time.Duration, policy auth.RegulationPolicy) (*state, error) {
+	s := &state{
+		revocations: auth.NewRevocations(db),
+		regulator:   auth.NewRegulator(policy),
+		done:        make(chan struct{}),
+	}
+	s.syncEvery.Store(int64(syncEvery))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.revocations.Sync(ctx); err != nil {
+		return nil, err
+	}
+	pw, created, err := users.EnsureAdmin(ctx, os.Getenv("CLAUDE_ADMIN_PASSWORD"))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case created && pw != "":
+		logger.Warn("no user existed: created user \"admin\" with the generated password below; it is shown only this once, change it with `claude-gateway users passwd admin`",
+			zap.String("username", "admin"), zap.String("password", pw))
+	case created:
+		logger.Info("no user existed: created user \"admin\" with the password from CLAUDE_ADMIN_PASSWORD")
+	}
+	loopCtx, stop := context.WithCancel(context.Background())
+	s.cancel = stop
+	go s.loop(loopCtx, db, logger)
+	return s, nil
+}
+
+func (s *state) loop(ctx context.Context, db *store.DB, logger *zap.Logger) {
+	defer close(s.done)
+	nextCleanup := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(s.syncEvery.Load())):
+		}
+		if err := s.revocations.Sync(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("reading the token revocation list; using the last copy", zap.Error(err),
+				zap.Time("last_sync", s.revocations.LastSync()))
+		}
+		if now := time.Now(); now.After(nextCleanup) {
+			nextCleanup = now.Add(cleanupEvery)
+			s.regulator.Prune(now)
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_, err1 := auth.NewRefreshTokens(db, 0).DeleteExpired(cctx, now)
+			_, err2 := s.revocations.DeleteExpired(cctx, now)
+			cancel()
+			if err := errors.Join(err1, err2); err != nil && ctx.Err() == nil {
+				logger.Warn("deleting expired auth rows", zap.Error(err))
+			}
+		}
+	}
+}
+
+// Auth is the authentication service of one config, as handlers use it.
+// Acquire one in Provision and Release it in Cleanup.
+type Auth struct {
+	*auth.Service
+
+	poolKey string
+}
+
+// Acquire builds the auth service of the config being provisioned from the
+// `claude` app's `auth` options and the environment (SECRET_KEY or
+// SECRET_KEY_FILE), sharing the revocation list and the login regulator with
+// every other config on the same database. The first acquisition on a
+// database with no user creates the user "admin".
+func Acquire(ctx caddy.Context) (*Auth, error) {
+	app, err := claude.FromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := app.Auth
+	if cfg == nil {
+		cfg = new(claude.AuthConfig)
+	}
+	logger := ctx.Logger()
+	key, verifyKeys, err := loadKeys(cfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("claude auth: %w", err)
+	}
+	tokens, err := auth.NewTokens(auth.TokenConfig{
+		Key:        key,
+		VerifyKeys: verifyKeys,
+		Issuer:     cfg.Issuer,
+		Audience:   cfg.Audience,
+		TTL:        time.Duration(cfg.AccessTTL),
+		Leeway:     time.Duration(cfg.Leeway),
+		MaxBytes:   cfg.MaxTokenSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claude auth: %w", err)
+	}
+	db := app.DB()
+	users := auth.NewUsers(db, cfg.BcryptCost)
+	syncEvery := time.Duration(cfg.RevocationSync)
+	if syncEvery == 0 {
+		syncEvery = auth.DefaultRevocationSync
+	}
+	policy := auth.RegulationPolicy{MaxRetries: cfg.MaxRetries, FindTime: time.Duration(cfg.FindTime), BanTime: time.Duration(cfg.BanTime)}
+	val, _, err := states.LoadOrNew(app.Database, func() (caddy.Destructor, error) {
+		return newState(db, users, logger, syncEvery, policy)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claude auth: %w", err)
+	}
+	st := val.(*state)
+	st.syncEvery.Store(int64(syncEvery))
+	st.regulator.SetPolicy(policy)
+	svc := auth.NewService(tokens, users, auth.NewRefreshTokens(db, time.Duration(cfg.RefreshTTL)), st.revocations, st.regulator)
+	return &Auth{Service: svc, poolKey: app.Database}, nil
+}
+
+// Release gives back what Acquire took; call it from Cleanup.
+func (a *Auth) Release() error {
+	if a == nil {
+		return nil
+	}
+	_, err := states.Delete(a.poolKey)
+	return err
+}
+
+// loadKeys finds the signing key: SECRET_KEY or SECRET_KEY_FILE, else the
+// configured key file, else (development) a generated key file. There is no
+// built-in fallback key.
+func loadKeys(cfg *claude.AuthConfig, logger *zap.Logger) (key []byte, verify [][]byte, err error) {
+	key, err = auth.SecretFromEnv(os.Getenv, "SECRET_KEY")
+	switch {
+	case err == nil:
+	case !errors.Is(err, auth.ErrNoSecret):
+		return nil, nil, err
+	case cfg.SecretKeyFile != "":
+		if key, err = auth.ReadSecretFile(cfg.SecretKeyFile); err != nil {
+			return nil, nil, err
+		}
+	case cfg.GenerateSecretFile != "":
+		var created bool
+		if key, created, err = auth.LoadOrCreateSecretFile(cfg.GenerateSecretFile); err != nil {
+			return nil, nil, err
+		}
+		if created {
+			logger.Warn("no SECRET_KEY set: generated a signing key for development", zap.String("file", cfg.GenerateSecretFile))
+		}
+	default:
+		return nil, nil, err
+	}
+	prev, err := auth.SecretFromEnv(os.Getenv, "SECRET_KEY_PREVIOUS")
+	switch {
+	case err == nil:
+		verify = append(verify, prev)
+	case !errors.Is(err, auth.ErrNoSecret):
+		return nil, nil, err
+	}
+	for _, f := range cfg.VerifyKeyFiles {
+		k, err := auth.ReadSecretFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		verify = append(verify, k)
+	}
+	return key, verify, nil
+}
