@@ -4,10 +4,8 @@
 package claude
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -68,18 +66,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Workspace == "" {
 		a.Workspace = "./workspace"
 	}
-	if _, err := store.ParseSetting(a.Database); err != nil {
-		return fmt.Errorf("claude: %w", err)
-	}
-	val, loaded, err := databases.LoadOrNew(a.Database, func() (caddy.Destructor, error) {
-		openCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		return store.Open(openCtx, a.Database)
-	})
+	db, loaded, err := AcquireDB(ctx, a.Database)
 	if err != nil {
 		return fmt.Errorf("claude: %w", err)
 	}
-	a.db = val.(*store.DB)
+	a.db = db
 	a.logger.Info("database ready", zap.String("database", a.db.Redacted), zap.Bool("reused", loaded))
 
 	a.health = health.NewRegistry()
@@ -103,8 +94,7 @@ func (a *App) Cleanup() error {
 		return nil
 	}
 	a.cleanupSessions()
-	_, err := databases.Delete(a.Database)
-	return err
+	return ReleaseDB(a.Database)
 }
 
 // DB returns the shared database pool.
