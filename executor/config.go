@@ -1,0 +1,182 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// Defaults of the zero Config fields.
+const (
+	DefaultMemory      = 256 << 20
+	DefaultCPUs        = 1.0
+	DefaultPids        = 128
+	DefaultTimeout     = 30 * time.Second
+	DefaultMaxTimeout  = 5 * time.Minute
+	DefaultOutputLimit = 1 << 20
+	DefaultTmpSize     = 64 << 20
+	DefaultConcurrency = 4
+	DefaultPerUser     = 2
+	DefaultQueue       = 16
+	DefaultUser        = "1000:1000"
+	DefaultImage       = "python:3.11-slim"
+	// MaxCodeSize bounds the code of one run: it travels as one argument
+	// of the command line, which Linux caps at 128 KiB.
+	MaxCodeSize = 100 << 10
+	// MaxStdinSize bounds the standard input of one run.
+	MaxStdinSize = 1 << 20
+)
+
+// Config is the executor's configuration. The zero value of every field
+// means its default.
+type Config struct {
+	// Host is the Docker Engine address ("unix:///var/run/docker.sock",
+	// "tcp://dind:2376"). Empty: DOCKER_HOST, or the platform default.
+	Host string
+	// TLSCA, TLSCert and TLSKey are PEM files for a TLS connection to Host
+	// (the server is verified against TLSCA). Empty: DOCKER_CERT_PATH and
+	// DOCKER_TLS_VERIFY decide.
+	TLSCA, TLSCert, TLSKey string
+
+	// Workspace is the sessions' root directory as the gateway sees it.
+	Workspace string
+	// DaemonWorkspace is the same directory as the Docker daemon sees it
+	// (DinD: "/workspaces"); bind sources are translated from Workspace to
+	// it. Empty: the absolute Workspace (daemon on the same host).
+	DaemonWorkspace string
+
+	// Images maps a language ("python", "bash") to its image.
+	// Missing languages use the "default" entry, then DefaultImage.
+	Images map[string]string
+	// Runtime is the OCI runtime of the sandboxes (e.g. "runsc"); empty is
+	// the daemon's default.
+	Runtime string
+	// User is the uid:gid the code runs as; never root.
+	User string
+
+	// Memory is the memory limit of one run in bytes (swap is not allowed).
+	Memory int64
+	// CPUs is the CPU quota of one run, in CPUs.
+	CPUs float64
+	// Pids is the maximum number of processes of one run.
+	Pids int64
+	// TmpSize is the size of the tmpfs mounted at /tmp, in bytes.
+	TmpSize int64
+	// Timeout is a run's wall-clock limit when the request gives none.
+	Timeout time.Duration
+	// MaxTimeout is the largest wall-clock limit a request may ask for.
+	MaxTimeout time.Duration
+	// OutputLimit is the cap of each of stdout and stderr, in bytes; past it
+	// the run is killed and its result marked truncated.
+	OutputLimit int64
+
+	// Concurrency is the number of runs at once, over all users.
+	Concurrency int
+	// PerUser is the number of runs at once of one user.
+	PerUser int
+	// Queue is how many runs may wait for a slot; past it Run fails with
+	// a *BusyError.
+	Queue int
+
+	// Instance names this gateway process among the daemon's clients; its
+	// containers carry it, so a restarted gateway with the same name removes
+	// what its predecessor left at once. Default: the host name.
+	Instance string
+	// CleanupInterval is the period of the orphan sweep; 0 is one minute,
+	// negative disables it.
+	CleanupInterval time.Duration
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Memory == 0 {
+		c.Memory = DefaultMemory
+	}
+	if c.CPUs == 0 {
+		c.CPUs = DefaultCPUs
+	}
+	if c.Pids == 0 {
+		c.Pids = DefaultPids
+	}
+	if c.TmpSize == 0 {
+		c.TmpSize = DefaultTmpSize
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxTimeout == 0 {
+		c.MaxTimeout = max(DefaultMaxTimeout, c.Timeout)
+	}
+	if c.OutputLimit == 0 {
+		c.OutputLimit = DefaultOutputLimit
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.PerUser == 0 {
+		c.PerUser = min(DefaultPerUser, c.Concurrency)
+	}
+	if c.Queue == 0 {
+		c.Queue = DefaultQueue
+	}
+	if c.User == "" {
+		c.User = DefaultUser
+	}
+	if c.CleanupInterval == 0 {
+		c.CleanupInterval = time.Minute
+	}
+	if c.Workspace != "" {
+		if abs, err := filepath.Abs(c.Workspace); err == nil {
+			c.Workspace = abs
+		}
+		if c.DaemonWorkspace == "" {
+			c.DaemonWorkspace = c.Workspace
+		}
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Memory < 8<<20:
+		return fmt.Errorf("memory %d is below 8 MiB", c.Memory)
+	case c.CPUs < 0.01:
+		return fmt.Errorf("cpus %g is below 0.01", c.CPUs)
+	case c.Pids < 4:
+		return fmt.Errorf("pids %d is below 4", c.Pids)
+	case c.Timeout < time.Second:
+		return fmt.Errorf("timeout %s is below one second", c.Timeout)
+	case c.MaxTimeout < c.Timeout:
+		return fmt.Errorf("max_timeout %s is below timeout %s", c.MaxTimeout, c.Timeout)
+	case c.OutputLimit < 1024:
+		return fmt.Errorf("output_limit %d is below 1 KiB", c.OutputLimit)
+	case c.Concurrency < 1, c.PerUser < 1, c.Queue < 0:
+		return errors.New("concurrency and per_user must be positive and queue not negative")
+	case c.PerUser > c.Concurrency:
+		return fmt.Errorf("per_user %d exceeds concurrency %d", c.PerUser, c.Concurrency)
+	case c.User == "0" || c.User == "root" || len(c.User) >= 2 && c.User[:2] == "0:":
+		return errors.New("user may not be root")
+	case c.DaemonWorkspace != "" && !filepath.IsAbs(c.DaemonWorkspace) && !isSlashAbs(c.DaemonWorkspace):
+		return fmt.Errorf("daemon_workspace %q is not an absolute path", c.DaemonWorkspace)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls client certificate and key go together")
+	}
+	return nil
+}
+
+// Image returns the image of a language.
+func (c Config) Image(language string) string {
+	if img := c.Images[language]; img != "" {
+		return img
+	}
+	if img := c.Images["default"]; img != "" {
+		return img
+	}
+	return DefaultImage
+}
+
+func isSlashAbs(p string) bool { return len(p) > 0 && p[0] == '/' }
