@@ -1,0 +1,384 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/claude-gateway/claude-gateway/identity"
+	"github.com/claude-gateway/claude-gateway/internal/testenv"
+	"github.com/claude-gateway/claude-gateway/store"
+)
+
+// forEachDB runs f on a fresh, migrated SQLite and MariaDB database.
+func forEachDB(t *testing.T, f func(t *testing.T, db *store.DB)) {
+	for name, setting := range testenv.Databases(t) {
+		t.Run(name, func(t *testing.T) { f(t, testenv.OpenDB(t, setting)) })
+	}
+}
+
+func newTestService(t *testing.T, db *store.DB) *Service {
+	t.Helper()
+	users := NewUsers(db, bcrypt.MinCost)
+	return NewService(newTestTokens(t, TokenConfig{}), users, NewRefreshTokens(db, time.Hour), NewRevocations(db),
+		NewRegulator(RegulationPolicy{MaxRetries: 3, FindTime: time.Minute, BanTime: time.Minute}))
+}
+
+func TestUsers(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u := NewUsers(db, bcrypt.MinCost)
+		a, err := u.Create(ctx, " Alice ", "correct horse", identity.RoleAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Username != "alice" || a.Role != identity.RoleAdmin || a.ID == "" {
+			t.Fatalf("created %+v", a)
+		}
+		bad := []struct{ name, user, pass, role string }{
+			{"duplicate, other case", "ALICE", "correct horse", identity.RoleUser},
+			{"bad username", "a b", "correct horse", identity.RoleUser},
+			{"bad role", "bob", "correct horse", "root"},
+			{"short password", "bob", "short", identity.RoleUser},
+			{"long password", "bob", string(make([]byte, 73)), identity.RoleUser},
+		}
+		for _, b := range bad {
+			if _, err := u.Create(ctx, b.user, b.pass, b.role); err == nil {
+				t.Errorf("%s: created", b.name)
+			}
+		}
+		if _, err := u.Create(ctx, "alice", "another one", identity.RoleUser); !errors.Is(err, ErrUserExists) {
+			t.Errorf("duplicate: err = %v, want ErrUserExists", err)
+		}
+		got, err := u.ByName(ctx, "ALICE")
+		if err != nil || got.ID != a.ID || !checkPassword(got.passwordHash, "correct horse") {
+			t.Fatalf("ByName: %+v, %v", got, err)
+		}
+		if _, err := u.SetPassword(ctx, "alice", "new password"); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = u.ByID(ctx, a.ID)
+		if checkPassword(got.passwordHash, "correct horse") || !checkPassword(got.passwordHash, "new password") {
+			t.Fatal("password not replaced")
+		}
+		if got, err := u.SetDisabled(ctx, "alice", true); err != nil || !got.Disabled {
+			t.Fatalf("disable: %+v, %v", got, err)
+		}
+		if _, err := u.Create(ctx, "bob", "bob's password", identity.RoleUser); err != nil {
+			t.Fatal(err)
+		}
+		list, err := u.List(ctx)
+		if err != nil || len(list) != 2 || list[0].Username != "alice" || list[1].Username != "bob" {
+			t.Fatalf("list: %+v, %v", list, err)
+		}
+		if _, err := u.Delete(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.ByName(ctx, "bob"); !errors.Is(err, ErrUserNotFound) {
+			t.Fatalf("after delete: %v", err)
+		}
+	})
+}
+
+func TestEnsureAdmin(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u := NewUsers(db, bcrypt.MinCost)
+		pw, created, err := u.EnsureAdmin(ctx, "")
+		if err != nil || !created || len(pw) < 20 {
+			t.Fatalf("first: %q %v %v", pw, created, err)
+		}
+		a, err := u.ByName(ctx, "admin")
+		if err != nil || a.Role != identity.RoleAdmin || !checkPassword(a.passwordHash, pw) {
+			t.Fatalf("admin: %+v %v", a, err)
+		}
+		if pw2, created, err := u.EnsureAdmin(ctx, ""); err != nil || created || pw2 != "" {
+			t.Fatalf("second: %q %v %v", pw2, created, err)
+		}
+	})
+}
+
+func TestRefreshRotation(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		r := NewRefreshTokens(db, time.Hour)
+		t1, rt, err := r.Issue(ctx, "u-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t2, rt2, err := r.Rotate(ctx, t1)
+		if err != nil || rt2.Family != rt.Family || t2 == t1 {
+			t.Fatalf("rotate: %v %+v", err, rt2)
+		}
+		// t1 again: re-use; the whole family dies, t2 included.
+		if _, _, err := r.Rotate(ctx, t1); !errors.Is(err, ErrRefreshReused) {
+			t.Fatalf("re-use: err = %v", err)
+		}
+		if _, _, err := r.Rotate(ctx, t2); !errors.Is(err, ErrInvalidRefresh) {
+			t.Fatalf("after re-use, the newest token: err = %v", err)
+		}
+		if _, _, err := r.Rotate(ctx, "no-such-token"); !errors.Is(err, ErrInvalidRefresh) {
+			t.Fatalf("unknown: err = %v", err)
+		}
+		// Expired.
+		short := NewRefreshTokens(db, time.Millisecond)
+		t3, _, _ := short.Issue(ctx, "u-1")
+		time.Sleep(5 * time.Millisecond)
+		if _, _, err := r.Rotate(ctx, t3); !errors.Is(err, ErrInvalidRefresh) {
+			t.Fatalf("expired: err = %v", err)
+		}
+		if n, err := r.DeleteExpired(ctx, time.Now()); err != nil || n != 1 {
+			t.Fatalf("DeleteExpired: %d, %v", n, err)
+		}
+	})
+}
+
+func TestRefreshConcurrentRotation(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		r := NewRefreshTokens(db, time.Hour)
+		tok, _, err := r.Issue(ctx, "u-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _, errs[i] = r.Rotate(ctx, tok) }()
+		}
+		wg.Wait()
+		wins := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, ErrRefreshReused), errors.Is(err, ErrInvalidRefresh):
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if wins > 1 {
+			t.Fatalf("%d concurrent rotations of one token succeeded", wins)
+		}
+	})
+}
+
+func TestRevocations(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		tk := newTestTokens(t, TokenConfig{})
+		here, there := NewRevocations(db), NewRevocations(db) // two replicas
+		if err := there.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, c1, _ := tk.Issue(alice, "s-1")
+		_, c2, _ := tk.Issue(alice, "s-2")
+		bob := identity.User{ID: "u-2", Username: "bob", Role: identity.RoleUser}
+		_, c3, _ := tk.Issue(bob, "s-3")
+		if err := here.RevokeToken(ctx, c1.ID, c1.ExpiresAt.Time); err != nil {
+			t.Fatal(err)
+		}
+		if !here.Revoked(c1) || here.Revoked(c2) {
+			t.Fatal("the revoking replica does not see its own revocation at once")
+		}
+		if there.Revoked(c1) {
+			t.Fatal("the other replica saw the revocation before syncing")
+		}
+		if err := there.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !there.Revoked(c1) || there.Revoked(c2) || there.Revoked(c3) {
+			t.Fatal("after sync: wrong revocations")
+		}
+		if err := here.RevokeSession(ctx, "s-2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := here.RevokeUser(ctx, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		there.Sync(ctx)
+		if !there.Revoked(c2) || !there.Revoked(c3) || !there.SessionRevoked("s-2") {
+			t.Fatal("session or user revocation not seen")
+		}
+		// A user's revocation covers tokens issued up to it, not after.
+		later := *c3
+		later.IssuedAt.Time = time.Now().Add(2 * time.Second)
+		if there.Revoked(&later) {
+			t.Fatal("a token issued after the user's revocation is revoked")
+		}
+		// Expired entries go; a full read on a fresh replica sees what is live.
+		fresh := NewRevocations(db)
+		fresh.Sync(ctx)
+		if !fresh.Revoked(c1) {
+			t.Fatal("a fresh replica misses a live revocation")
+		}
+		if n, err := here.DeleteExpired(ctx, time.Now().Add(MaxAccessTTL+time.Hour)); err != nil || n != 3 {
+			t.Fatalf("DeleteExpired: %d, %v", n, err)
+		}
+	})
+}
+
+func TestLogin(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := newTestService(t, db)
+		if _, err := s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Users.Create(ctx, "mallory", "mallory's password", identity.RoleUser); err != nil {
+			t.Fatal(err)
+		}
+		s.Users.SetDisabled(ctx, "mallory", true)
+		cases := []struct {
+			name, user, pass, addr string
+			want                   error
+		}{
+			{"right", "alice", "alice's password", "10.0.0.1", nil},
+			{"right, other case", "ALICE", "alice's password", "10.0.0.1", nil},
+			{"wrong password", "alice", "nope nope", "10.0.0.2", ErrInvalidCredentials},
+			{"unknown user", "nobody", "nope nope", "10.0.0.3", ErrInvalidCredentials},
+			{"disabled user, right password", "mallory", "mallory's password", "10.0.0.4", ErrInvalidCredentials},
+			{"password over bcrypt's limit", "alice", string(make([]byte, 100)), "10.0.0.5", ErrInvalidCredentials},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				sess, err := s.Login(ctx, tc.user, tc.pass, tc.addr)
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("err = %v, want %v", err, tc.want)
+				}
+				if tc.want != nil {
+					return
+				}
+				c, err := s.Authenticate(sess.AccessToken)
+				if err != nil || c.Username != "alice" || c.SessionID == "" || sess.RefreshToken == "" {
+					t.Fatalf("session: %+v, %v", c, err)
+				}
+			})
+		}
+	})
+}
+
+func TestLoginRegulation(t *testing.T) {
+	db := testenv.OpenDB(t, testenv.SQLiteDatabase(t))
+	ctx := context.Background()
+	s := newTestService(t, db) // 3 failures ban
+	s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
+	for i := range 3 {
+		if _, err := s.Login(ctx, "alice", "wrong", "10.0.0.1"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	var banned *BannedError
+	// Even the right password is refused while banned, from any address.
+	if _, err := s.Login(ctx, "alice", "alice's password", "10.9.9.9"); !errors.As(err, &banned) || banned.RetryAfter <= 0 {
+		t.Fatalf("banned user: err = %v", err)
+	}
+	// The address is banned too, whatever the username.
+	if _, err := s.Login(ctx, "someone", "whatever", "10.0.0.1"); !errors.As(err, &banned) {
+		t.Fatalf("banned address: err = %v", err)
+	}
+	// Unknown usernames are regulated the same way.
+	for range 3 {
+		s.Login(ctx, "ghost", "wrong", "10.0.1.1")
+	}
+	if _, err := s.Login(ctx, "ghost", "wrong", "10.0.2.2"); !errors.As(err, &banned) {
+		t.Fatalf("unknown user not banned: %v", err)
+	}
+}
+
+// Unknown user and wrong password must cost the same bcrypt work. Compare the
+// medians of a few attempts each: the ratio is far from 1 when the unknown
+// user skips the hash (microseconds against milliseconds).
+func TestLoginSameTimeForUnknownUser(t *testing.T) {
+	db := testenv.OpenDB(t, testenv.SQLiteDatabase(t))
+	ctx := context.Background()
+	users := NewUsers(db, bcrypt.DefaultCost)
+	s := NewService(newTestTokens(t, TokenConfig{}), users, NewRefreshTokens(db, 0), NewRevocations(db),
+		NewRegulator(RegulationPolicy{MaxRetries: 1000}))
+	users.Create(ctx, "alice", "alice's password", identity.RoleUser)
+	// Interleaved, so a change of machine load hits both series alike.
+	var knownDs, unknownDs []time.Duration
+	for range 5 {
+		for _, user := range []string{"alice", "nobody"} {
+			start := time.Now()
+			if _, err := s.Login(ctx, user, "wrong password", "10.0.0.1"); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatal(err)
+			}
+			if user == "alice" {
+				knownDs = append(knownDs, time.Since(start))
+			} else {
+				unknownDs = append(unknownDs, time.Since(start))
+			}
+		}
+	}
+	known, unknown := median(knownDs), median(unknownDs)
+	ratio := float64(unknown) / float64(known)
+	t.Logf("median wrong password %s, unknown user %s (ratio %.2f)", known, unknown, ratio)
+	if ratio < 0.5 || ratio > 2 {
+		t.Fatalf("unknown user takes %s, wrong password %s: distinguishable", unknown, known)
+	}
+}
+
+func TestRefreshAndLogout(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := newTestService(t, db)
+		s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
+		sess, err := s.Login(ctx, "alice", "alice's password", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := s.RefreshSession(ctx, sess.RefreshToken)
+		if err != nil || next.Access.SessionID != sess.Access.SessionID {
+			t.Fatalf("refresh: %+v %v", next.Access, err)
+		}
+		// Role changes are picked up on refresh.
+		s.Users.SetRole(ctx, "alice", identity.RoleAdmin)
+		third, err := s.RefreshSession(ctx, next.RefreshToken)
+		if err != nil || third.Access.Role != identity.RoleAdmin {
+			t.Fatalf("refresh after role change: %+v %v", third.Access, err)
+		}
+		// Re-use of the first token kills the session: every access token of it too.
+		if _, err := s.RefreshSession(ctx, sess.RefreshToken); !errors.Is(err, ErrRefreshReused) {
+			t.Fatalf("re-use: %v", err)
+		}
+		for i, tok := range []string{sess.AccessToken, next.AccessToken, third.AccessToken} {
+			if _, err := s.Authenticate(tok); !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("access token %d of the re-used session still valid", i)
+			}
+		}
+		if _, err := s.RefreshSession(ctx, third.RefreshToken); err == nil {
+			t.Fatal("the newest refresh token of the re-used session still works")
+		}
+		// Logout: access token and session revoked at once.
+		s2, _ := s.Login(ctx, "alice", "alice's password", "")
+		if err := s.Logout(ctx, s2.Access, s2.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Authenticate(s2.AccessToken); err == nil {
+			t.Fatal("access token valid after logout")
+		}
+		if _, err := s.RefreshSession(ctx, s2.RefreshToken); err == nil {
+			t.Fatal("refresh token valid after logout")
+		}
+		// A disabled user cannot refresh.
+		s3, _ := s.Login(ctx, "alice", "alice's password", "")
+		s.Users.SetDisabled(ctx, "alice", true)
+		if _, err := s.RefreshSession(ctx, s3.RefreshToken); !errors.Is(err, ErrInvalidRefresh) {
+			t.Fatalf("disabled user refresh: %v", err)
+		}
+	})
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

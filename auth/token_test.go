@@ -1,0 +1,217 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/claude-gateway/claude-gateway/identity"
+)
+
+var (
+	testKey  = []byte("unit-test-key-0123456789abcdef-0123456789")
+	otherKey = []byte("another-key-0123456789abcdef-0123456789ab")
+	alice    = identity.User{ID: "u-1", Username: "alice", Role: identity.RoleUser}
+)
+
+func newTestTokens(t *testing.T, cfg TokenConfig) *Tokens {
+	t.Helper()
+	if cfg.Key == nil {
+		cfg.Key = testKey
+	}
+	tk, err := NewTokens(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// validClaims are the claims of a good token; cases change one thing.
+func validClaims() jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"iss": DefaultIssuer, "aud": DefaultAudience, "sub": "u-1", "username": "alice", "role": "user",
+		"typ": "access", "jti": "j-1", "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Minute).Unix(),
+	}
+}
+
+func sign(t *testing.T, method jwt.SigningMethod, key any, c jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, c).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func b64(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// HandMade builds an HS256 JWT from the spec alone (RFC 7515/7519): no JWT library.
+func handMade(key []byte, header, claims any) string {
+	signing := b64(header) + "." + b64(claims)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(signing))
+	return signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func TestVerifyRefuses(t *testing.T) {
+	tk := newTestTokens(t, TokenConfig{Leeway: 5 * time.Second})
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&rsaKey.PublicKey))})
+	with := func(k string, v any) jwt.MapClaims {
+		c := validClaims()
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
+	good := sign(t, jwt.SigningMethodHS256, testKey, validClaims())
+	parts := strings.Split(good, ".")
+	tamperedClaims := validClaims()
+	tamperedClaims["role"] = "admin"
+
+	cases := []struct {
+		name  string
+		token string
+	}{
+		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, validClaims())},
+		{"alg none hand-made", b64(map[string]string{"alg": "none", "typ": "JWT"}) + "." + b64(validClaims()) + "."},
+		{"wrong key", sign(t, jwt.SigningMethodHS256, otherKey, validClaims())},
+		{"HS384", sign(t, jwt.SigningMethodHS384, testKey, validClaims())},
+		{"RS256", sign(t, jwt.SigningMethodRS256, rsaKey, validClaims())},
+		{"RS256/HS256 confusion: HS256 keyed with the RSA public key", sign(t, jwt.SigningMethodHS256, pubPEM, validClaims())},
+		{"expired", sign(t, jwt.SigningMethodHS256, testKey, with("exp", time.Now().Add(-time.Minute).Unix()))},
+		{"nbf in the future", sign(t, jwt.SigningMethodHS256, testKey, with("nbf", time.Now().Add(time.Minute).Unix()))},
+		{"iat in the future", sign(t, jwt.SigningMethodHS256, testKey, with("iat", time.Now().Add(time.Minute).Unix()))},
+		{"no exp", sign(t, jwt.SigningMethodHS256, testKey, with("exp", nil))},
+		{"no iat", sign(t, jwt.SigningMethodHS256, testKey, with("iat", nil))},
+		{"no jti", sign(t, jwt.SigningMethodHS256, testKey, with("jti", nil))},
+		{"wrong iss", sign(t, jwt.SigningMethodHS256, testKey, with("iss", "someone-else"))},
+		{"wrong aud", sign(t, jwt.SigningMethodHS256, testKey, with("aud", "someone-else"))},
+		{"no aud", sign(t, jwt.SigningMethodHS256, testKey, with("aud", nil))},
+		{"refresh typ", sign(t, jwt.SigningMethodHS256, testKey, with("typ", "refresh"))},
+		{"no sub", sign(t, jwt.SigningMethodHS256, testKey, with("sub", nil))},
+		{"unknown role", sign(t, jwt.SigningMethodHS256, testKey, with("role", "root"))},
+		{"username with a line break", sign(t, jwt.SigningMethodHS256, testKey, with("username", "alice\r\nX-Evil: 1"))},
+		{"tampered payload, old signature", parts[0] + "." + b64(tamperedClaims) + "." + parts[2]},
+		{"oversized", sign(t, jwt.SigningMethodHS256, testKey, with("pad", strings.Repeat("x", DefaultMaxTokenBytes)))},
+		{"garbage", "not.a.token"},
+		{"empty", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tk.Verify(tc.token)
+			if err == nil {
+				t.Fatalf("accepted: %+v", c)
+			}
+			if !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("error %v does not wrap ErrInvalidToken", err)
+			}
+		})
+	}
+	if _, err := tk.Verify(good); err != nil {
+		t.Fatalf("the unmodified token is refused: %v", err)
+	}
+}
+
+func TestVerifyAccepts(t *testing.T) {
+	tk := newTestTokens(t, TokenConfig{VerifyKeys: [][]byte{otherKey}})
+	issued, claims, err := tk.Issue(alice, "family-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cases := []struct {
+		name  string
+		token string
+		want  identity.User
+	}{
+		{"issued by Tokens", issued, alice},
+		{"hand-made from the spec", handMade(testKey, map[string]string{"alg": "HS256", "typ": "JWT"}, map[string]any{
+			"iss": DefaultIssuer, "aud": DefaultAudience, "sub": "u-9", "username": "bob", "role": "admin",
+			"typ": "access", "jti": "hand-1", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
+		}), identity.User{ID: "u-9", Username: "bob", Role: "admin"}},
+		{"signed with a verification-only key", sign(t, jwt.SigningMethodHS256, otherKey, validClaims()), alice},
+		{"expired within the leeway", sign(t, jwt.SigningMethodHS256, testKey, func() jwt.MapClaims {
+			c := validClaims()
+			c["exp"] = now.Add(-10 * time.Second).Unix()
+			return c
+		}()), alice},
+		{"aud as an array", sign(t, jwt.SigningMethodHS256, testKey, func() jwt.MapClaims {
+			c := validClaims()
+			c["aud"] = []string{"other", DefaultAudience}
+			return c
+		}()), alice},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tk.Verify(tc.token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.User() != tc.want {
+				t.Fatalf("user = %+v, want %+v", c.User(), tc.want)
+			}
+		})
+	}
+	if claims.SessionID != "family-1" || claims.Type != TokenTypeAccess || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != DefaultAccessTTL {
+		t.Fatalf("issued claims: %+v", claims)
+	}
+	// A key used only for verification never signs.
+	if _, err := jwt.Parse(issued, func(*jwt.Token) (any, error) { return otherKey, nil }); err == nil {
+		t.Fatal("a new token verifies with the verification-only key")
+	}
+}
+
+func TestNewTokensConfig(t *testing.T) {
+	cases := []struct {
+		name    string
+		cfg     TokenConfig
+		wantErr string
+	}{
+		{"short key", TokenConfig{Key: []byte("short")}, "at least 32"},
+		{"short verify key", TokenConfig{Key: testKey, VerifyKeys: [][]byte{[]byte("x")}}, "verification key 1"},
+		{"ttl too long", TokenConfig{Key: testKey, TTL: 48 * time.Hour}, "out of range"},
+		{"ok", TokenConfig{Key: testKey}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewTokens(tc.cfg)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
