@@ -179,14 +179,14 @@ func (pol Policy) Check(p *Project) []Violation {
 				add(name, "unreadable", "volumes: %v", err)
 				continue
 			}
-			if strings.HasSuffix(m.source, "docker.sock") {
-				add(name, "docker_socket", "mounts %s: root on the host", m.source)
+			if strings.HasSuffix(m.Source, "docker.sock") {
+				add(name, "docker_socket", "mounts %s: root on the host", m.Source)
 			}
-			if name != pol.Daemon && caVolumes[m.source] {
-				add(name, "daemon_ca_key", "mounts volume %q, which holds the daemon's CA key", m.source)
+			if name != pol.Daemon && caVolumes[m.Source] {
+				add(name, "daemon_ca_key", "mounts volume %q, which holds the daemon's CA key", m.Source)
 			}
-			if name != pol.Daemon && clientVolumes[m.source] && !m.readOnly {
-				add(name, "writable_client_certs", "mounts the daemon's client certificates at %s writable", m.target)
+			if name != pol.Daemon && clientVolumes[m.Source] && !m.ReadOnly {
+				add(name, "writable_client_certs", "mounts the daemon's client certificates at %s writable", m.Target)
 			}
 		}
 
@@ -254,40 +254,77 @@ func (pol Policy) daemonCertVolumes(p *Project) (ca, client map[string]bool) {
 	dir := path.Clean(env["DOCKER_TLS_CERTDIR"])
 	for _, node := range d.Volumes {
 		m, err := mountOf(node)
-		if err != nil || m.source == "" {
+		if err != nil || m.Source == "" {
 			continue
 		}
-		switch path.Clean(m.target) {
+		switch path.Clean(m.Target) {
 		case dir, path.Join(dir, "ca"):
-			ca[m.source] = true
+			ca[m.Source] = true
 		case path.Join(dir, "client"):
-			client[m.source] = true
+			client[m.Source] = true
 		}
 	}
 	return ca, client
 }
 
-type mount struct {
-	source, target string
-	readOnly       bool
+// Mount is one entry of a service's volumes.
+type Mount struct {
+	// Source is the named volume or host path; empty for an anonymous volume.
+	Source string
+	// Target is the path inside the container.
+	Target string
+	// ReadOnly reports a read-only mount.
+	ReadOnly bool
 }
 
+// Env returns the service's environment, whichever form it was written in.
+func (s Service) Env() (map[string]string, error) { return environment(s.Environment) }
+
+// Mounts returns the service's volume entries, whichever form they were written in.
+func (s Service) Mounts() ([]Mount, error) {
+	var out []Mount
+	for _, n := range s.Volumes {
+		m, err := mountOf(n)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// PortTargets returns the container ports the service publishes, as "443/udp".
+func (s Service) PortTargets() ([]string, error) {
+	var out []string
+	for _, n := range s.Ports {
+		p, err := portTarget(n)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// NetworkNames returns the networks the service joins, sorted.
+func (s Service) NetworkNames() ([]string, error) { return networkNames(s.Networks) }
+
 // mountOf reads a volume entry in the short ("src:dst:ro") or long form.
-func mountOf(n yaml.Node) (mount, error) {
-	var m mount
+func mountOf(n yaml.Node) (Mount, error) {
+	var m Mount
 	switch n.Kind {
 	case yaml.ScalarNode:
 		parts := strings.Split(n.Value, ":")
 		switch len(parts) {
 		case 1:
-			m.target = parts[0]
+			m.Target = parts[0]
 		case 2:
-			m.source, m.target = parts[0], parts[1]
+			m.Source, m.Target = parts[0], parts[1]
 		default:
-			m.source, m.target = parts[0], parts[1]
+			m.Source, m.Target = parts[0], parts[1]
 			for _, opt := range strings.Split(parts[2], ",") {
 				if opt == "ro" {
-					m.readOnly = true
+					m.ReadOnly = true
 				}
 			}
 		}
@@ -300,7 +337,7 @@ func mountOf(n yaml.Node) (mount, error) {
 		if err := n.Decode(&long); err != nil {
 			return m, err
 		}
-		m.source, m.target, m.readOnly = long.Source, long.Target, long.ReadOnly
+		m.Source, m.Target, m.ReadOnly = long.Source, long.Target, long.ReadOnly
 	default:
 		return m, fmt.Errorf("unexpected volume entry at line %d", n.Line)
 	}
