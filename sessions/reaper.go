@@ -14,8 +14,8 @@ import (
 	"github.com/claude-gateway/claude-gateway/store"
 )
 
-// Expire removes every session idle for longer than Config.Timeout, row
-// first, then workspace, and returns how many it removed. A session touched
+// Expire removes every session idle for longer than Config.Timeout,
+// workspace and row, and returns how many it removed. A session touched
 // between the scan and its removal is kept.
 func (s *Store) Expire(ctx context.Context) (int, error) {
 	cutoff := store.NowMillis() - s.Config().Timeout.Milliseconds()
@@ -25,43 +25,50 @@ func (s *Store) Expire(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, id := range ids {
-		res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ? AND ready = 1 AND last_active_at < ?", id, cutoff)
+		if ctx.Err() != nil {
+			break
+		}
+		removed, err := s.remove(ctx, id, "DELETE FROM sessions WHERE id = ? AND ready = 1 AND last_active_at < ?", id, cutoff)
 		if err != nil {
-			return n, fmt.Errorf("sessions: expire %s: %w", id, err)
+			return n, fmt.Errorf("sessions: expire: %w", err)
 		}
-		if k, _ := res.RowsAffected(); k == 0 {
-			continue
+		if removed {
+			s.logger.Info("session expired", zap.String("session", id))
+			n++
 		}
-		s.touched.Delete(id)
-		s.removeWorkspace(id)
-		s.logger.Info("session expired", zap.String("session", id))
-		n++
 	}
 	return n, nil
 }
 
-// RepairReport counts what a repair pass removed.
+// RepairReport counts what a repair pass did.
 type RepairReport struct {
-	// UnfinishedRows are rows of creates that never completed.
-	UnfinishedRows int
+	// UnfinishedCreates are rows (and directories) of creates that never completed.
+	UnfinishedCreates int
+	// UnfinishedDeletes are trash directories (and their rows) of deletes
+	// that never completed.
+	UnfinishedDeletes int
 	// RowsWithoutWorkspace are ready rows whose directory was missing.
 	RowsWithoutWorkspace int
-	// WorkspacesWithoutRow are session directories whose row was gone.
-	WorkspacesWithoutRow int
-	// TransientDirs are staging (.creating-) and trash (.deleting-) directories.
-	TransientDirs int
+	// OrphanedWorkspaces are session directories without a row, moved to
+	// .orphaned/ (kept, not deleted: they may hold a user's files).
+	OrphanedWorkspaces int
 	// Uploads are temporary files of uploads that never completed.
 	Uploads int
 }
 
-// Repair removes what interrupted creates, deletes and uploads left behind:
-// rows without a workspace, workspaces without a row, staging and trash
-// directories, and temporary upload files. Work that started less than grace
-// ago is left alone, as another replica may still be doing it.
+// Repair puts the rows and the directories back in step after a crash:
+// it removes unfinished creates (not-ready rows, staging directories),
+// finishes unfinished deletes (trash directories and their rows), deletes
+// ready rows whose directory is missing, moves directories without a row to
+// .orphaned/, and removes the temporary files of interrupted uploads. Work
+// that started less than grace ago is left alone, as another replica may
+// still be doing it.
 func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, error) {
 	var rep RepairReport
-	cutoff := store.NowMillis() - grace.Milliseconds()
+	now := time.Now()
+	cutoff := now.Add(-grace).UnixMilli()
 
+	// Unfinished creates: the row is committed first, so it says.
 	unfinished, err := s.ids(ctx, "SELECT id FROM sessions WHERE ready = 0 AND created_at <= ?", cutoff)
 	if err != nil {
 		return rep, fmt.Errorf("sessions: repair: %w", err)
@@ -72,9 +79,40 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 			return rep, fmt.Errorf("sessions: repair %s: %w", id, err)
 		}
 		if k, _ := res.RowsAffected(); k > 0 {
-			rep.UnfinishedRows++
+			rep.UnfinishedCreates++
 			s.removeWorkspace(id)
 			s.root.RemoveAll(creatingPrefix + id)
+		}
+	}
+
+	entries, err := s.root.FS().(fs.ReadDirFS).ReadDir(".")
+	if err != nil {
+		return rep, fmt.Errorf("sessions: repair: reading %s: %w", s.dir, err)
+	}
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case ValidID(name):
+			dirs[name] = true
+		case strings.HasPrefix(name, deletingPrefix):
+			// A delete moves the directory aside before it deletes the row.
+			id, at, ok := parseTrash(name)
+			if !ok || now.Sub(at) < grace {
+				continue
+			}
+			if _, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ?", id); err != nil {
+				return rep, fmt.Errorf("sessions: repair %s: %w", id, err)
+			}
+			s.touched.Delete(id)
+			s.purge(name)
+			rep.UnfinishedDeletes++
+		case strings.HasPrefix(name, creatingPrefix):
+			if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) >= grace {
+				if s.root.RemoveAll(name) == nil {
+					rep.UnfinishedCreates++
+				}
+			}
 		}
 	}
 
@@ -82,10 +120,24 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 	if err != nil {
 		return rep, fmt.Errorf("sessions: repair: %w", err)
 	}
+	var missing []string
 	for _, id := range ready {
-		if _, err := s.root.Lstat(id); !errors.Is(err, fs.ErrNotExist) {
+		if dirs[id] {
+			delete(dirs, id)
 			continue
 		}
+		if _, err := s.root.Lstat(id); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 && len(missing) == len(ready) && len(ready) > 1 {
+		// Not one session has its directory: rather a workspace that is not
+		// mounted, or the wrong one, than a crash. Keep the rows; they expire.
+		s.logger.Error("no session has its workspace directory; is the workspace mounted?",
+			zap.String("dir", s.dir), zap.Int("sessions", len(ready)))
+		missing = nil
+	}
+	for _, id := range missing {
 		res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ? AND ready = 1", id)
 		if err != nil {
 			return rep, fmt.Errorf("sessions: repair %s: %w", id, err)
@@ -97,44 +149,35 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 		}
 	}
 
-	entries, err := s.root.FS().(fs.ReadDirFS).ReadDir(".")
-	if err != nil {
-		return rep, fmt.Errorf("sessions: repair: reading %s: %w", s.dir, err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		switch {
-		case ValidID(name):
-			// A directory is renamed into place only after its row is
-			// committed, so a directory without a row is a delete that crashed.
-			ids, err := s.ids(ctx, "SELECT id FROM sessions WHERE id = ?", name)
-			if err != nil {
-				return rep, fmt.Errorf("sessions: repair %s: %w", name, err)
-			}
-			if len(ids) == 0 {
-				rep.WorkspacesWithoutRow++
-				s.removeWorkspace(name)
-				continue
-			}
-			rep.Uploads += s.repairUploads(name, grace)
-		case strings.HasPrefix(name, deletingPrefix):
-			if s.root.RemoveAll(name) == nil {
-				rep.TransientDirs++
-			}
-		case strings.HasPrefix(name, creatingPrefix):
-			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) >= grace {
-				if s.root.RemoveAll(name) == nil {
-					rep.TransientDirs++
-				}
+	for id := range dirs {
+		// Rows are committed before their directory appears and deleted
+		// after it went, so this directory's row is gone for another reason
+		// (a database that was replaced or restored). Keep the files.
+		ids, err := s.ids(ctx, "SELECT id FROM sessions WHERE id = ?", id)
+		if err != nil {
+			return rep, fmt.Errorf("sessions: repair %s: %w", id, err)
+		}
+		if len(ids) > 0 {
+			continue
+		}
+		if err := s.root.MkdirAll(orphanedDir, 0o700); err == nil {
+			if err := s.root.Rename(id, path.Join(orphanedDir, fmt.Sprintf("%s-%d", id, now.UnixMilli()))); err == nil {
+				rep.OrphanedWorkspaces++
+				s.logger.Warn("moved a session workspace without a row aside", zap.String("session", id),
+					zap.String("to", path.Join(s.dir, orphanedDir)))
 			}
 		}
 	}
+
+	for _, id := range ready {
+		rep.Uploads += s.repairUploads(id, grace)
+	}
 	if rep != (RepairReport{}) {
 		s.logger.Info("repaired the session workspaces",
-			zap.Int("unfinished_rows", rep.UnfinishedRows),
+			zap.Int("unfinished_creates", rep.UnfinishedCreates),
+			zap.Int("unfinished_deletes", rep.UnfinishedDeletes),
 			zap.Int("rows_without_workspace", rep.RowsWithoutWorkspace),
-			zap.Int("workspaces_without_row", rep.WorkspacesWithoutRow),
-			zap.Int("transient_dirs", rep.TransientDirs),
+			zap.Int("orphaned_workspaces", rep.OrphanedWorkspaces),
 			zap.Int("uploads", rep.Uploads))
 	}
 	return rep, nil

@@ -5,8 +5,10 @@
 //
 // Create and Delete order their steps so that a crash leaves only states the
 // repair pass (Store.Repair, run at start-up and with every reaper tick)
-// recognises and removes: a row is committed before its directory is renamed
-// into place, and removed before its directory is.
+// recognises and finishes: a create commits a not-ready row, builds the
+// directory under a staging name, renames it into place and marks the row
+// ready; a delete renames the directory aside, deletes the row, then deletes
+// the directory.
 package sessions
 
 import (

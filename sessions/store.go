@@ -206,11 +206,10 @@ func (s *Store) reserve(ctx context.Context, cfg Config, id, userID string, now 
 func (s *Store) abandon(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ?", id); err != nil {
+	if _, err := s.remove(ctx, id, "DELETE FROM sessions WHERE id = ?", id); err != nil {
 		s.logger.Warn("abandoning a failed create", zap.String("session", id), zap.Error(err))
-		return
 	}
-	s.removeWorkspace(id)
+	s.root.RemoveAll(creatingPrefix + id)
 }
 
 // Get returns the session id if userID owns it, else ErrNotFound.
@@ -272,24 +271,53 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Delete removes userID's session id: first its row, then its workspace.
-// Someone else's session is ErrNotFound.
+// Delete removes userID's session id. Someone else's session is
+// ErrNotFound. The directory is moved aside first, then the row deleted,
+// then the directory: a crash at any point leaves a row without its
+// directory or a trash directory, both of which the repair pass removes.
 func (s *Store) Delete(ctx context.Context, id, userID string) error {
-	if !ValidID(id) {
-		return ErrNotFound
+	if _, err := s.Get(ctx, id, userID); err != nil {
+		return err
 	}
-	res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ? AND user_id = ? AND ready = 1", id, userID)
+	removed, err := s.remove(ctx, id, "DELETE FROM sessions WHERE id = ? AND user_id = ? AND ready = 1", id, userID)
 	if err != nil {
-		return fmt.Errorf("sessions: delete %s: %w", id, err)
+		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sessions: delete %s: %w", id, err)
-	} else if n == 0 {
+	if !removed {
 		return ErrNotFound
+	}
+	return nil
+}
+
+// remove trashes session id's directory, runs the row's DELETE (query) and
+// purges the directory if a row went; if none did (the session was touched
+// or deleted meanwhile) the directory goes back, as long as its row exists.
+func (s *Store) remove(ctx context.Context, id, query string, args ...any) (bool, error) {
+	ctx = context.WithoutCancel(ctx)
+	trash, err := s.trashWorkspace(id)
+	if err != nil {
+		return false, err
+	}
+	res, err := s.db.ExecContext(ctx, query, args...)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		s.restoreWorkspace(trash, id)
+		return false, fmt.Errorf("sessions: removing %s: %w", id, err)
+	}
+	if n == 0 {
+		if ids, err := s.ids(ctx, "SELECT id FROM sessions WHERE id = ?", id); err == nil && len(ids) == 0 {
+			s.purge(trash)
+		} else {
+			s.restoreWorkspace(trash, id)
+		}
+		return false, nil
 	}
 	s.touched.Delete(id)
-	s.removeWorkspace(id)
-	return nil
+	s.purge(trash)
+	return true, nil
 }
 
 // Touch records an access to session id: it moves last_active_at to now

@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strconv"
+	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -23,6 +26,7 @@ const (
 	creatingPrefix = ".creating-"
 	deletingPrefix = ".deleting-"
 	tempPrefix     = ".claude-tmp-"
+	orphanedDir    = ".orphaned" // workspaces found without a row, kept for an operator
 )
 
 // buildWorkspace builds the session's directory under a staging name and
@@ -62,20 +66,71 @@ func (s *Store) buildWorkspace(sess Session) error {
 	return syncDir(s.root, ".")
 }
 
-// removeWorkspace moves a session's directory out of the way in one rename,
-// then deletes it. A crash in between leaves a .deleting- directory that the
-// repair pass removes.
+// removeWorkspace deletes a session's directory (a create being undone).
 func (s *Store) removeWorkspace(id string) {
-	trash := deletingPrefix + id + "-" + randomSuffix()
-	if err := s.root.Rename(id, trash); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			s.logger.Warn("removing a session workspace", zap.String("session", id), zap.Error(err))
-		}
+	if trash, err := s.trashWorkspace(id); err != nil {
+		s.logger.Warn("removing a session workspace", zap.String("session", id), zap.Error(err))
+	} else {
+		s.purge(trash)
+	}
+}
+
+// trashWorkspace moves <id>/ aside in one rename, to a .deleting- name that
+// records when; it returns "" if there was no directory. A crash after it
+// leaves a trash directory that the repair pass finishes deleting, row included.
+func (s *Store) trashWorkspace(id string) (string, error) {
+	trash := fmt.Sprintf("%s%s-%d", deletingPrefix, id, time.Now().UnixMilli())
+	err := s.root.Rename(id, trash)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sessions: moving the workspace of %s aside: %w", id, err)
+	}
+	return trash, nil
+}
+
+// restoreWorkspace moves a trashed directory back, undoing trashWorkspace.
+func (s *Store) restoreWorkspace(trash, id string) {
+	if trash == "" {
+		return
+	}
+	if err := s.root.Rename(trash, id); err != nil {
+		s.logger.Error("restoring a session workspace", zap.String("session", id), zap.Error(err))
+	}
+}
+
+// purge deletes a trashed directory.
+func (s *Store) purge(trash string) {
+	if trash == "" {
 		return
 	}
 	if err := s.root.RemoveAll(trash); err != nil {
-		s.logger.Warn("removing a session workspace", zap.String("session", id), zap.Error(err))
+		s.logger.Warn("deleting a session workspace", zap.String("dir", trash), zap.Error(err))
 	}
+}
+
+// parseTrash returns the session id and the time in a trash directory's name.
+func parseTrash(name string) (id string, at time.Time, ok bool) {
+	rest, found := strings.CutPrefix(name, deletingPrefix)
+	if !found {
+		return "", time.Time{}, false
+	}
+	id, ms, found := strings.Cut(rest, "-")
+	if !found {
+		return "", time.Time{}, false
+	}
+	// The id itself contains one "-": "session-<hex>-<millis>".
+	hexPart, ms, found := strings.Cut(ms, "-")
+	if !found {
+		return "", time.Time{}, false
+	}
+	id = id + "-" + hexPart
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ValidID(id) || err != nil {
+		return "", time.Time{}, false
+	}
+	return id, time.UnixMilli(n), true
 }
 
 // writeMetadata replaces <id>/metadata.json atomically. A session whose

@@ -1,0 +1,106 @@
+package claudesessions
+
+import (
+	"mime"
+	"net/http"
+	"path"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/sessions"
+)
+
+// files serves /api/sessions/{id}/files/{escaped}.
+func (a *api) files(id, escaped string) {
+	if _, ok := a.owned(id); !ok {
+		return
+	}
+	rel, dir, err := sessions.ParsePath(escaped)
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	f, err := a.h.store.OpenFiles(id)
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	defer f.Close()
+	switch a.r.Method {
+	case http.MethodGet, http.MethodHead:
+		if dir {
+			a.list(f, rel)
+		} else {
+			a.download(f, rel)
+		}
+	case http.MethodPut:
+		if dir {
+			if err := f.Mkdir(rel); err != nil {
+				a.fail(err)
+				return
+			}
+			apierror.WriteJSON(a.w, http.StatusCreated, map[string]string{"path": displayPath(rel, true), "type": "dir"})
+			return
+		}
+		created, n, err := f.Put(rel, a.r.Body, a.r.ContentLength)
+		if err != nil {
+			if a.r.Context().Err() != nil {
+				a.h.logger.Info("upload abandoned by the client", zap.String("session", id), zap.Error(err))
+			}
+			a.fail(err)
+			return
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		apierror.WriteJSON(a.w, status, map[string]any{"path": rel, "type": "file", "size": n})
+	case http.MethodDelete:
+		if err := f.Delete(rel, dir); err != nil {
+			a.fail(err)
+			return
+		}
+		a.w.WriteHeader(http.StatusNoContent)
+	default:
+		a.methodNotAllowed("DELETE, GET, HEAD, PUT")
+	}
+}
+
+func (a *api) list(f *sessions.Files, rel string) {
+	entries, err := f.List(rel)
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	apierror.WriteJSON(a.w, http.StatusOK, map[string]any{"path": displayPath(rel, true), "entries": entries})
+}
+
+// download sends a file's bytes. They are the user's (or their sandbox's),
+// served from the app's origin: never as anything a browser would render or
+// run there.
+func (a *api) download(f *sessions.Files, rel string) {
+	file, info, err := f.Open(rel)
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	defer file.Close()
+	h := a.w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(rel)}))
+	h.Set("Cache-Control", "no-store")
+	http.ServeContent(a.w, a.r, "", info.ModTime(), file)
+}
+
+func displayPath(rel string, dir bool) string {
+	if rel == "." {
+		return "/"
+	}
+	if dir {
+		return rel + "/"
+	}
+	return rel
+}

@@ -1,0 +1,107 @@
+// Package claudesessions is the `claude_sessions` handler: the session API
+// under /api/sessions (create, list, get, delete), the session's files and
+// its shared history. It answers only authenticated requests (claude_auth
+// runs before it) and shows each user only their own sessions.
+package claudesessions
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/identity"
+	"github.com/claude-gateway/claude-gateway/sessions"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// prefix is the collection the handler serves; other paths pass through.
+const prefix = "/api/sessions"
+
+// Handler serves the session API of DESIGN.md:
+//
+//   - POST /api/sessions, GET /api/sessions (?all=true for admins)
+//   - GET, DELETE /api/sessions/{id}
+//   - GET, PUT, DELETE /api/sessions/{id}/files/{path} (a path ending in
+//     "/" is a directory: GET lists it, PUT creates it, DELETE removes it)
+//   - GET, POST /api/sessions/{id}/history
+//
+// /api/sessions/{id}/exec passes to the next handler (claude_exec). The
+// limits (timeout, caps, file size, quota) are options of the `claude` app,
+// which owns the session store.
+type Handler struct {
+	store  *sessions.Store
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.claude_sessions",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision takes the session store of the `claude` app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	app, err := claude.FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	h.store = app.Sessions()
+	if h.store == nil {
+		return errors.New("claude_sessions: the claude app has no session store")
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.URL.Path != prefix && !strings.HasPrefix(r.URL.Path, prefix+"/") {
+		return next.ServeHTTP(w, r)
+	}
+	// Routing works on the escaped path, so that an encoded "/" or "." in a
+	// file name is seen as such and refused, never decoded into structure.
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), prefix)
+	id, sub, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	if sub == "exec" || strings.HasPrefix(sub, "exec/") {
+		return next.ServeHTTP(w, r)
+	}
+	user, ok := identity.FromContext(r.Context())
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		apierror.Write(w, apierror.New(http.StatusUnauthorized, "unauthorized", "Sign in to use sessions."))
+		return nil
+	}
+	api := &api{h: h, w: w, r: r, user: user}
+	switch {
+	case id == "":
+		api.collection()
+	case !sessions.ValidID(id):
+		api.fail(sessions.ErrNotFound)
+	case !strings.Contains(rest[1:], "/"):
+		api.session(id)
+	case sub == "history":
+		api.history(id)
+	case sub == "files" || strings.HasPrefix(sub, "files/"):
+		api.files(id, strings.TrimPrefix(strings.TrimPrefix(sub, "files"), "/"))
+	default:
+		apierror.Write(w, apierror.New(http.StatusNotFound, "not_found", "No such session resource."))
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
