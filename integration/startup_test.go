@@ -148,3 +148,31 @@ func procIP(h string) net.IP {
 	}
 	return net.IP(b)
 }
+
+// TestListModules: the binary carries every module of DESIGN.md's table.
+func TestListModules(t *testing.T) {
+	out, err := exec.Command(gatewaytest.Binary(t), "list-modules").Output()
+	if err != nil {
+		t.Fatalf("list-modules: %v", err)
+	}
+	have := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		have[strings.TrimSpace(line)] = true
+	}
+	for _, id := range []string{
+		"claude",
+		"http.handlers.claude_auth",
+		"http.handlers.claude_auth_api",
+		"http.handlers.claude_rate_limit",
+		"http.handlers.claude_sessions",
+		"http.handlers.claude_exec",
+		"http.handlers.claude_health",
+		"http.handlers.claude_error",
+		"caddy.storage.mysql",
+		"http.reverse_proxy.upstreams.srv", // a standard module: the build is a full Caddy
+	} {
+		if !have[id] {
+			t.Errorf("list-modules lacks %s", id)
+		}
+	}
+}

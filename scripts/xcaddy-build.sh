@@ -11,8 +11,11 @@ xcaddy_version=$(read_json 'd["xcaddy_version"]')
 mapfile -t withs < <(python3 -c '
 import json,os
 for w in json.load(open("xcaddy.json"))["with"]:
-    r = w.get("replace")
-    print(w["module"] + ("=" + os.path.abspath(r) if r else ""))')
+    # A local replacement needs a version: without one, go get asks the module
+    # proxy for the latest release of a module that is not published.
+    v = "@" + w["version"] if w.get("version") else ""
+    r = "=" + os.path.abspath(w["replace"]) if w.get("replace") else ""
+    print(w["module"] + v + r)')
 gobin=$(go env GOPATH)/bin
 if ! "$gobin/xcaddy" version 2>/dev/null | grep -q "${xcaddy_version#v}"; then
 	go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$xcaddy_version"
