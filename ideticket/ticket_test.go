@@ -1,0 +1,129 @@
+package ideticket
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/claude-gateway/claude-gateway/identity"
+	"github.com/claude-gateway/claude-gateway/internal/testenv"
+)
+
+const ide = "https://ide.example.test"
+
+var grant = Grant{User: identity.User{ID: "u1", Username: "alice", Role: identity.RoleUser}, SessionID: "fam1", Next: "/?folder=/work"}
+
+func TestTickets(t *testing.T) {
+	for dialect, setting := range testenv.Databases(t) {
+		t.Run(dialect, func(t *testing.T) {
+			db := testenv.OpenDB(t, setting)
+			ctx := context.Background()
+			s, err := NewStore(db, 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock := time.Now()
+			s.now = func() time.Time { return clock }
+
+			t.Run("redeemed once", func(t *testing.T) {
+				tk, err := s.Issue(ctx, ide, grant)
+				if err != nil {
+					t.Fatal(err)
+				}
+				g, err := s.Redeem(ctx, ide, tk)
+				if err != nil || g != grant {
+					t.Fatalf("Redeem = %+v, %v", g, err)
+				}
+				if _, err := s.Redeem(ctx, ide, tk); !errors.Is(err, ErrInvalidTicket) {
+					t.Fatalf("replay: %v", err)
+				}
+			})
+			t.Run("expired", func(t *testing.T) {
+				tk, err := s.Issue(ctx, ide, grant)
+				if err != nil {
+					t.Fatal(err)
+				}
+				clock = clock.Add(31 * time.Second)
+				defer func() { clock = clock.Add(-31 * time.Second) }()
+				if _, err := s.Redeem(ctx, ide, tk); !errors.Is(err, ErrInvalidTicket) {
+					t.Fatalf("expired ticket: %v", err)
+				}
+			})
+			t.Run("other audience", func(t *testing.T) {
+				tk, err := s.Issue(ctx, ide, grant)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Redeem(ctx, "https://other.example.test", tk); !errors.Is(err, ErrInvalidTicket) {
+					t.Fatalf("other audience: %v", err)
+				}
+				// The failed attempt did not spend it for its real audience.
+				if _, err := s.Redeem(ctx, ide, tk); err != nil {
+					t.Fatalf("right audience after a wrong one: %v", err)
+				}
+			})
+			t.Run("forged", func(t *testing.T) {
+				for _, tk := range []string{"", "x", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "' OR 1=1 --"} {
+					if _, err := s.Redeem(ctx, ide, tk); !errors.Is(err, ErrInvalidTicket) {
+						t.Errorf("forged %q: %v", tk, err)
+					}
+				}
+			})
+			t.Run("racing redemptions", func(t *testing.T) {
+				tk, err := s.Issue(ctx, ide, grant)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var wins atomic.Int32
+				var wg sync.WaitGroup
+				for range 8 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := s.Redeem(ctx, ide, tk); err == nil {
+							wins.Add(1)
+						} else if !errors.Is(err, ErrInvalidTicket) {
+							t.Errorf("redeem: %v", err)
+						}
+					}()
+				}
+				wg.Wait()
+				if wins.Load() != 1 {
+					t.Fatalf("%d redemptions won, want 1", wins.Load())
+				}
+			})
+			t.Run("only hashes stored, expired rows deleted", func(t *testing.T) {
+				tk, err := s.Issue(ctx, ide, grant)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var n int
+				if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM ide_tickets WHERE ticket_hash = ?", tk).Scan(&n); err != nil || n != 0 {
+					t.Fatalf("the plain ticket is stored (%d, %v)", n, err)
+				}
+				clock = clock.Add(time.Hour)
+				if _, err := s.Issue(ctx, ide, grant); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM ide_tickets").Scan(&n); err != nil || n != 1 {
+					t.Fatalf("%d rows after the clean-up, want 1 (%v)", n, err)
+				}
+			})
+		})
+	}
+}
+
+func TestNewStoreBoundsTTL(t *testing.T) {
+	for _, ttl := range []time.Duration{-time.Second, 61 * time.Second, time.Hour} {
+		if _, err := NewStore(nil, ttl); err == nil {
+			t.Errorf("NewStore accepted ttl %s", ttl)
+		}
+	}
+	s, err := NewStore(nil, 0)
+	if err != nil || s.TTL() != DefaultTTL {
+		t.Errorf("default ttl: %v %v", s, err)
+	}
+}
