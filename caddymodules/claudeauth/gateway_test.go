@@ -1,0 +1,642 @@
+package claudeauth_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
+	"github.com/claude-gateway/claude-gateway/internal/testenv"
+)
+
+const adminPassword = "admin-password-for-tests"
+
+// stack is the real gateway on Caddyfile.dev with real upstreams.
+type stack struct {
+	gw                     *gatewaytest.Gateway
+	backend, frontend, ide *gatewaytest.Upstream
+}
+
+func startStack(t *testing.T, database string, env map[string]string) *stack {
+	t.Helper()
+	s := &stack{
+		backend:  gatewaytest.NewUpstream(t, "backend"),
+		frontend: gatewaytest.NewUpstream(t, "frontend"),
+		ide:      gatewaytest.NewUpstream(t, "code-server"),
+	}
+	e := map[string]string{
+		"BACKEND_UPSTREAM":      s.backend.Addr(),
+		"FRONTEND_UPSTREAM":     s.frontend.Addr(),
+		"CODE_SERVER_UPSTREAM":  s.ide.Addr(),
+		"SECRET_KEY":            gatewaytest.TestSecret,
+		"CLAUDE_DATABASE":       database,
+		"CLAUDE_ADMIN_PASSWORD": adminPassword,
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	s.gw = gatewaytest.Start(t, gatewaytest.Options{Env: e})
+	return s
+}
+
+func (s *stack) hits() int64 {
+	return s.backend.Hits.Load() + s.frontend.Hits.Load() + s.ide.Hits.Load()
+}
+
+type answer struct {
+	*http.Response
+	body []byte
+}
+
+func (a answer) code(t *testing.T) string {
+	t.Helper()
+	var env struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.Unmarshal(a.body, &env); err != nil {
+		t.Fatalf("not the JSON envelope (%d): %q", a.StatusCode, a.body)
+	}
+	return env.Error.Code
+}
+
+func (s *stack) do(t *testing.T, method, host, path string, header http.Header, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, s.gw.URL(host, path), strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := s.gw.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp, b}
+}
+
+func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+
+// cookies is what a browser on the app origin sends: the cookies and its Origin
+// (cookie-authenticated POSTs need a same-origin Origin, see claude_origin).
+func (s *stack) cookies(cs ...*http.Cookie) http.Header {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, c.Name+"="+c.Value)
+	}
+	return http.Header{"Cookie": {strings.Join(parts, "; ")}, "Origin": {fmt.Sprintf("https://localhost:%d", s.gw.HTTPSPort)}}
+}
+
+func cookie(t *testing.T, resp *http.Response, name string) *http.Cookie {
+	t.Helper()
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no %s cookie in %v", name, resp.Header.Values("Set-Cookie"))
+	return nil
+}
+
+type login struct {
+	token           string
+	access, refresh *http.Cookie
+}
+
+func (s *stack) login(t *testing.T, user, password string) login {
+	t.Helper()
+	a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", http.Header{"Content-Type": {"application/json"}},
+		fmt.Sprintf(`{"username":%q,"password":%q}`, user, password))
+	if a.StatusCode != http.StatusOK {
+		t.Fatalf("login %s: %d %s", user, a.StatusCode, a.body)
+	}
+	var tr claudeauth.TokenResponse
+	if err := json.Unmarshal(a.body, &tr); err != nil {
+		t.Fatal(err)
+	}
+	return login{token: tr.AccessToken, access: cookie(t, a.Response, claudeauth.AccessCookie), refresh: cookie(t, a.Response, claudeauth.RefreshCookie)}
+}
+
+// mint signs claims with key the way any HS256 library would.
+func mint(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func claims(change func(jwt.MapClaims)) jwt.MapClaims {
+	now := time.Now()
+	c := jwt.MapClaims{
+		"iss": "claude-gateway", "aud": "claude-gateway", "sub": "u-42", "username": "eve", "role": "admin",
+		"typ": "access", "jti": "jti-" + testenv.RandomHex(6), "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	}
+	if change != nil {
+		change(c)
+	}
+	return c
+}
+
+func b64json(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// TestAttackTable: every forged, stale, revoked or misplaced token gets 401
+// with the Bearer challenge, and nothing reaches an upstream.
+func TestAttackTable(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), nil)
+	key := []byte(gatewaytest.TestSecret)
+	valid := mint(t, jwt.SigningMethodHS256, key, claims(nil))
+	parts := strings.Split(valid, ".")
+	rsaPub := []byte("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA0\n-----END PUBLIC KEY-----\n")
+	revoked := s.login(t, "admin", adminPassword)
+	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/logout", bearer(revoked.token), ""); a.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", a.StatusCode, a.body)
+	}
+
+	cases := []struct {
+		name   string
+		path   string
+		header http.Header
+	}{
+		{"alg none", "/api/things", bearer(b64json(map[string]string{"alg": "none", "typ": "JWT"}) + "." + b64json(claims(nil)) + ".")},
+		{"alg none via library", "/api/things", bearer(mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil)))},
+		{"HS256 with the wrong key", "/api/things", bearer(mint(t, jwt.SigningMethodHS256, []byte("wrong-key-0123456789abcdef-0123456789abcdef"), claims(nil)))},
+		{"RS256/HS256 confusion: HS256 keyed with an RSA public key", "/api/things", bearer(mint(t, jwt.SigningMethodHS256, rsaPub, claims(nil)))},
+		{"RS256 header with an HMAC signature", "/api/things", bearer(func() string {
+			h := b64json(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." + parts[1]
+			m := hmac.New(sha256.New, key)
+			m.Write([]byte(h))
+			return h + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+		}())},
+		{"expired", "/api/things", bearer(mint(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-5 * time.Minute).Unix() })))},
+		{"nbf in the future", "/api/things", bearer(mint(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(10 * time.Minute).Unix() })))},
+		{"no exp", "/api/things", bearer(mint(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { delete(c, "exp") })))},
+		{"wrong iss", "/api/things", bearer(mint(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["iss"] = "evil" })))},
+		{"wrong aud", "/api/things", bearer(mint(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["aud"] = "other-service" })))},
+		{"revoked jti (logged out)", "/api/things", bearer(revoked.token)},
+		{"revoked jti in the cookie", "/", s.cookies(&http.Cookie{Name: claudeauth.AccessCookie, Value: revoked.token})},
+		{"tampered payload, old signature", "/api/things", bearer(parts[0] + "." + b64json(claims(func(c jwt.MapClaims) { c["sub"] = "u-1" })) + "." + parts[2])},
+		{"oversized", "/api/things", bearer(mint(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("A", 5000) })))},
+		{"token only in the query string", "/api/things?access_token=" + valid, nil},
+		{"token only in the query string as token=", "/?token=" + valid, nil},
+		{"Basic instead of Bearer", "/api/things", http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+adminPassword))}}},
+		{"no token", "/api/things", nil},
+		{"IDE host, forged token", "/", bearer(mint(t, jwt.SigningMethodHS256, []byte("wrong-key-0123456789abcdef-0123456789abcdef"), claims(nil)))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			host := "localhost"
+			if strings.HasPrefix(tc.name, "IDE host") {
+				host = "ide.localhost"
+			}
+			before := s.hits()
+			a := s.do(t, http.MethodGet, host, tc.path, tc.header, "")
+			if a.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401: %s", a.StatusCode, a.body)
+			}
+			if got := a.Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
+				t.Errorf("WWW-Authenticate = %q", got)
+			}
+			if code := a.code(t); code != "invalid_token" {
+				t.Errorf("code = %q", code)
+			}
+			if after := s.hits(); after != before {
+				t.Errorf("%d request(s) reached an upstream", after-before)
+			}
+		})
+	}
+
+	// The same requests with the genuine token pass: the table tests the attacks, not a closed door.
+	before := s.backend.Hits.Load()
+	if a := s.do(t, http.MethodGet, "localhost", "/api/things", bearer(valid), ""); a.StatusCode != http.StatusOK || s.backend.Hits.Load() != before+1 {
+		t.Fatalf("valid token: %d %s", a.StatusCode, a.body)
+	}
+}
+
+// TestHandMadeTokenAccepted: a token built from the JWT spec alone (base64url
+// and HMAC-SHA256, no JWT library) is accepted, so any backend library interoperates.
+func TestHandMadeTokenAccepted(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), nil)
+	now := time.Now().Unix()
+	signing := b64json(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + b64json(map[string]any{
+		"iss": "claude-gateway", "aud": "claude-gateway", "sub": "hand-7", "username": "handmade", "role": "user",
+		"typ": "access", "jti": "hand-" + testenv.RandomHex(4), "iat": now, "nbf": now, "exp": now + 300,
+	})
+	mac := hmac.New(sha256.New, []byte(gatewaytest.TestSecret))
+	mac.Write([]byte(signing))
+	tok := signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+
+	a := s.do(t, http.MethodGet, "localhost", "/api/whoami", bearer(tok), "")
+	if a.StatusCode != http.StatusOK {
+		t.Fatalf("hand-made token: %d %s", a.StatusCode, a.body)
+	}
+	got := s.backend.Last.Load().Header
+	if got.Get("X-Auth-User-Id") != "hand-7" || got.Get("X-Auth-User-Name") != "handmade" || got.Get("X-Auth-User-Role") != "user" {
+		t.Fatalf("identity headers upstream: %v", got)
+	}
+	me := s.do(t, http.MethodGet, "localhost", "/api/auth/me", bearer(tok), "")
+	if me.StatusCode != http.StatusOK || !strings.Contains(string(me.body), `"username":"handmade"`) {
+		t.Fatalf("/api/auth/me: %d %s", me.StatusCode, me.body)
+	}
+}
+
+// TestBrowserNavigation: a page load without a token goes to the login page
+// with a same-origin next; an API call gets 401 even from a browser.
+func TestBrowserNavigation(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), nil)
+	html := http.Header{"Accept": {"text/html,application/xhtml+xml,*/*;q=0.8"}}
+	cases := []struct {
+		name, host, path string
+		wantStatus       int
+		wantLocation     string
+	}{
+		{"page", "localhost", "/projects/1?tab=files", http.StatusFound, "/auth/login?next=" + url.QueryEscape("/projects/1?tab=files")},
+		{"protocol-relative path", "localhost", "//evil.example/x", http.StatusFound, "/auth/login?next=%2F"},
+		// The client sends a raw backslash as %5C: a path on this origin, kept.
+		{"backslash path", "localhost", "/\\evil.example", http.StatusFound, "/auth/login?next=" + url.QueryEscape("/%5Cevil.example")},
+		{"API from a browser", "localhost", "/api/things", http.StatusUnauthorized, ""},
+		{"IDE host goes to the app host's login", "ide.localhost", "/", http.StatusFound, fmt.Sprintf("https://localhost:%d/auth/login?next=%%2F", s.gw.HTTPSPort)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := s.hits()
+			a := s.do(t, http.MethodGet, tc.host, tc.path, html, "")
+			if a.StatusCode != tc.wantStatus || a.Header.Get("Location") != tc.wantLocation {
+				t.Fatalf("%d Location %q, want %d %q", a.StatusCode, a.Header.Get("Location"), tc.wantStatus, tc.wantLocation)
+			}
+			if s.hits() != before {
+				t.Fatal("the request reached an upstream")
+			}
+		})
+	}
+}
+
+// TestPublicPaths: probes and the login API need no token; everything else does.
+func TestPublicPaths(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), nil)
+	for _, p := range []string{"/api/live", "/api/ready", "/api/health"} {
+		if a := s.do(t, http.MethodGet, "localhost", p, nil, ""); a.StatusCode != http.StatusOK {
+			t.Errorf("%s without a token: %d %s", p, a.StatusCode, a.body)
+		}
+	}
+	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"wrong-password"}`); a.StatusCode != http.StatusUnauthorized || a.code(t) != "invalid_credentials" {
+		t.Errorf("login without a token: %d %s", a.StatusCode, a.body)
+	}
+	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", nil, ""); a.StatusCode != http.StatusUnauthorized || a.code(t) != "invalid_refresh_token" {
+		t.Errorf("refresh without a cookie: %d %s", a.StatusCode, a.body)
+	}
+	// Path tricks that clean to a protected path stay protected.
+	for _, p := range []string{"/auth/../api/things", "/api/live/../things", "/api/health/x"} {
+		before := s.hits()
+		a := s.do(t, http.MethodGet, "localhost", p, nil, "")
+		if a.StatusCode != http.StatusUnauthorized || s.hits() != before {
+			t.Errorf("%s: %d, %d upstream hits", p, a.StatusCode, s.hits()-before)
+		}
+	}
+}
+
+// TestSessionFlow: login, cookies, /me, refresh rotation, re-use detection
+// and logout, on SQLite and MariaDB.
+func TestSessionFlow(t *testing.T) {
+	for name, db := range testenv.Databases(t) {
+		t.Run(name, func(t *testing.T) {
+			s := startStack(t, db, nil)
+			l := s.login(t, "admin", adminPassword)
+
+			for _, c := range []*http.Cookie{l.access, l.refresh} {
+				if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteLaxMode || c.Domain != "" {
+					t.Errorf("cookie %s: HttpOnly %v Secure %v SameSite %v Domain %q", c.Name, c.HttpOnly, c.Secure, c.SameSite, c.Domain)
+				}
+			}
+			if l.access.Path != "/" || l.refresh.Path != "/api/auth" || l.access.Value != l.token {
+				t.Errorf("cookie paths %q %q", l.access.Path, l.refresh.Path)
+			}
+
+			// /me with the Bearer token and with the cookie.
+			for _, h := range []http.Header{bearer(l.token), s.cookies(l.access)} {
+				a := s.do(t, http.MethodGet, "localhost", "/api/auth/me", h, "")
+				var me map[string]string
+				json.Unmarshal(a.body, &me)
+				if a.StatusCode != http.StatusOK || me["username"] != "admin" || me["role"] != "admin" || me["id"] == "" {
+					t.Fatalf("/me: %d %s", a.StatusCode, a.body)
+				}
+			}
+			// The cookie carries browsers (and WebSockets) to upstreams, with the identity.
+			if a := s.do(t, http.MethodGet, "localhost", "/", s.cookies(l.access), ""); a.StatusCode != http.StatusOK ||
+				s.frontend.Last.Load().Header.Get("X-Auth-User-Name") != "admin" {
+				t.Fatalf("cookie to the frontend: %d", a.StatusCode)
+			}
+
+			// Refresh rotates.
+			r1 := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", s.cookies(l.refresh), "")
+			if r1.StatusCode != http.StatusOK {
+				t.Fatalf("refresh: %d %s", r1.StatusCode, r1.body)
+			}
+			rotated := cookie(t, r1.Response, claudeauth.RefreshCookie)
+			newAccess := cookie(t, r1.Response, claudeauth.AccessCookie)
+			if rotated.Value == l.refresh.Value || newAccess.Value == l.token {
+				t.Fatal("refresh did not rotate")
+			}
+			if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(newAccess.Value), ""); a.StatusCode != http.StatusOK {
+				t.Fatalf("refreshed token: %d", a.StatusCode)
+			}
+			// Re-use of the first refresh token: 401, and the whole session dies.
+			if a := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", s.cookies(l.refresh), ""); a.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("re-used refresh token: %d %s", a.StatusCode, a.body)
+			}
+			if a := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", s.cookies(rotated), ""); a.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("rotated token after re-use: %d %s", a.StatusCode, a.body)
+			}
+			for _, tok := range []string{l.token, newAccess.Value} {
+				if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(tok), ""); a.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("access token of the re-used session: %d", a.StatusCode)
+				}
+			}
+
+			// Logout revokes at once: access token, session, refresh token.
+			l2 := s.login(t, "admin", adminPassword)
+			lo := s.do(t, http.MethodPost, "localhost", "/api/auth/logout", s.cookies(l2.access, l2.refresh), "")
+			if lo.StatusCode != http.StatusNoContent {
+				t.Fatalf("logout: %d %s", lo.StatusCode, lo.body)
+			}
+			for _, c := range lo.Cookies() {
+				if c.MaxAge >= 0 {
+					t.Errorf("logout did not clear cookie %s", c.Name)
+				}
+			}
+			if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(l2.token), ""); a.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("token after logout: %d", a.StatusCode)
+			}
+			if a := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", s.cookies(l2.refresh), ""); a.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("refresh after logout: %d", a.StatusCode)
+			}
+
+			// Wrong password and unknown user: the same answer.
+			wrong := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"not-the-password"}`)
+			unknown := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"nobody","password":"not-the-password"}`)
+			if wrong.StatusCode != http.StatusUnauthorized || unknown.StatusCode != wrong.StatusCode || string(unknown.body) != string(wrong.body) {
+				t.Fatalf("wrong password %d %s / unknown user %d %s", wrong.StatusCode, wrong.body, unknown.StatusCode, unknown.body)
+			}
+			if a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":`); a.StatusCode != http.StatusBadRequest || a.code(t) != "invalid_request" {
+				t.Fatalf("malformed login: %d %s", a.StatusCode, a.body)
+			}
+			if a := s.do(t, http.MethodGet, "localhost", "/api/auth/login", nil, ""); a.StatusCode != http.StatusMethodNotAllowed {
+				t.Fatalf("GET login: %d %s", a.StatusCode, a.body)
+			}
+		})
+	}
+}
+
+// TestSpoofedIdentityHeaders: identity headers sent by a client never reach
+// an upstream, on protected and public routes, in any spelling.
+func TestSpoofedIdentityHeaders(t *testing.T) {
+	up := gatewaytest.NewUpstream(t, "app")
+	gw := gatewaytest.Start(t, gatewaytest.Options{
+		Caddyfile: fmt.Sprintf(`{
+	admin {$CLAUDE_ADMIN}
+	local_certs
+	skip_install_trust
+	storage file_system ./data/caddy
+	claude {
+		database %s
+	}
+}
+https://localhost:{$CLAUDE_HTTPS_PORT} {
+	route {
+		claude_health
+		claude_auth_api
+		claude_auth {
+			public /public/*
+		}
+		reverse_proxy %s
+	}
+}
+`, testenv.SQLiteDatabase(t), up.Addr()),
+		Env: map[string]string{"SECRET_KEY": gatewaytest.TestSecret},
+	})
+	s := &stack{gw: gw}
+	tok := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "real-id", "realuser", "user", time.Hour)
+	spoof := http.Header{
+		"X-Auth-User-Id":   {"spoofed-id"},
+		"X-Auth-User-Name": {"spoofed"},
+		"X-Auth-User-Role": {"admin"},
+		"X_auth_user_id":   {"spoofed-underscore"},
+		"X-AUTH-USER-ROLE": {"admin"},
+	}
+	with := func(h http.Header, extra http.Header) http.Header {
+		out := h.Clone()
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	cases := []struct {
+		name     string
+		path     string
+		header   http.Header
+		wantUser string // "" = anonymous
+	}{
+		{"protected route with a token", "/private", with(spoof, bearer(tok)), "real-id"},
+		{"public route without a token", "/public/page", spoof, ""},
+		{"public route with a token", "/public/page", with(spoof, bearer(tok)), "real-id"},
+		{"public route with a bad token", "/public/page", with(spoof, bearer("bad.token.here")), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := up.Hits.Load()
+			a := s.do(t, http.MethodGet, "localhost", tc.path, tc.header, "")
+			if a.StatusCode != http.StatusOK || up.Hits.Load() != before+1 {
+				t.Fatalf("%d %s", a.StatusCode, a.body)
+			}
+			got := up.Last.Load().Header
+			for name, vals := range got {
+				n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+				if !strings.HasPrefix(n, "x-auth-user-") {
+					continue
+				}
+				for _, v := range vals {
+					if strings.Contains(v, "spoofed") || (tc.wantUser == "" && v != "") {
+						t.Errorf("upstream got %s: %s", name, v)
+					}
+				}
+			}
+			if got.Get("X-Auth-User-Id") != tc.wantUser {
+				t.Errorf("X-Auth-User-Id = %q, want %q", got.Get("X-Auth-User-Id"), tc.wantUser)
+			}
+			if tc.wantUser != "" && got.Get("X-Auth-User-Role") != "user" {
+				t.Errorf("X-Auth-User-Role = %q", got.Get("X-Auth-User-Role"))
+			}
+		})
+	}
+}
+
+// TestBruteForce: repeated failures ban the username and the address: 429
+// with Retry-After, even for the right password.
+func TestBruteForce(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), nil)
+	for i := range 5 {
+		a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"guess-`+strconv.Itoa(i)+`"}`)
+		if a.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d %s", i, a.StatusCode, a.body)
+		}
+	}
+	for _, body := range []string{
+		`{"username":"admin","password":"` + adminPassword + `"}`,
+		`{"username":"other","password":"whatever-1"}`,
+	} {
+		a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, body)
+		if a.StatusCode != http.StatusTooManyRequests || a.code(t) != "too_many_failed_logins" {
+			t.Fatalf("after 5 failures: %d %s", a.StatusCode, a.body)
+		}
+		ra, err := strconv.Atoi(a.Header.Get("Retry-After"))
+		if err != nil || ra <= 0 || ra > 300 {
+			t.Fatalf("Retry-After %q", a.Header.Get("Retry-After"))
+		}
+	}
+}
+
+// TestRevocationSeenByReplica: two gateway processes on one MariaDB; a
+// logout on one is honoured by the other within the revocation sync bound (2s).
+func TestRevocationSeenByReplica(t *testing.T) {
+	db := testenv.MySQLDatabase(t)
+	a := startStack(t, db, nil)
+	b := startStack(t, db, nil)
+	l := a.login(t, "admin", adminPassword)
+	if r := b.do(t, http.MethodGet, "localhost", "/api/x", bearer(l.token), ""); r.StatusCode != http.StatusOK {
+		t.Fatalf("replica b refuses a fresh token: %d", r.StatusCode)
+	}
+	if r := a.do(t, http.MethodPost, "localhost", "/api/auth/logout", bearer(l.token), ""); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout: %d", r.StatusCode)
+	}
+	revokedAt := time.Now()
+	const bound = 2*time.Second + 1500*time.Millisecond // sync interval + one query and scheduling slack
+	for {
+		r := b.do(t, http.MethodGet, "localhost", "/api/x", bearer(l.token), "")
+		if r.StatusCode == http.StatusUnauthorized {
+			t.Logf("replica b refused the revoked token after %s", time.Since(revokedAt).Round(time.Millisecond))
+			break
+		}
+		if time.Since(revokedAt) > bound {
+			t.Fatalf("replica b still accepts the token %s after the logout", time.Since(revokedAt))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestStartupRefusesBadSecret: a short key, or no key at all outside the dev
+// config, stops start-up with a message that says what to do.
+func TestStartupRefusesBadSecret(t *testing.T) {
+	noGenerate := `{
+	admin {$CLAUDE_ADMIN}
+	storage file_system ./data/caddy
+	claude {
+		database {$CLAUDE_DATABASE}
+	}
+}
+:{$CLAUDE_HTTPS_PORT} {
+	claude_auth
+	respond "should not start"
+}
+`
+	dev, err := os.ReadFile(filepath.Join(gatewaytest.RepoRoot(t), "Caddyfile.dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, caddyfile string
+		env             []string
+		want            string
+	}{
+		{"short SECRET_KEY", string(dev), []string{"SECRET_KEY=0123456789"}, "SECRET_KEY is 10 bytes long; at least 32 are required"},
+		{"short SECRET_KEY_FILE", string(dev), []string{"SECRET_KEY_FILE=" + writeFile(t, "short\n")}, "is 5 bytes long; at least 32 are required"},
+		{"both set", string(dev), []string{"SECRET_KEY=" + gatewaytest.TestSecret, "SECRET_KEY_FILE=" + writeFile(t, gatewaytest.TestSecret)}, "set only one"},
+		{"no key and no dev key file", noGenerate, nil, "no signing key: set SECRET_KEY"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "Caddyfile")
+			os.WriteFile(cfg, []byte(tc.caddyfile), 0o600)
+			cmd := exec.Command(gatewaytest.Binary(t), "run", "--config", cfg, "--adapter", "caddyfile")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(),
+				"CLAUDE_DATABASE="+testenv.SQLiteDatabase(t),
+				"CLAUDE_HTTPS_PORT="+strconv.Itoa(gatewaytest.FreePort(t)),
+				"CLAUDE_HTTP_PORT="+strconv.Itoa(gatewaytest.FreePort(t)),
+				"CLAUDE_ADMIN=127.0.0.1:"+strconv.Itoa(gatewaytest.FreePort(t)),
+				"SECRET_KEY=", "SECRET_KEY_FILE=")
+			cmd.Env = append(cmd.Env, tc.env...)
+			done := make(chan struct{})
+			var out []byte
+			var runErr error
+			go func() { out, runErr = cmd.CombinedOutput(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("the gateway started (or hung) with a bad key:\n%s", out)
+			}
+			if runErr == nil {
+				t.Fatalf("exited 0:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Fatalf("output lacks %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDevGeneratesSecret: Caddyfile.dev without SECRET_KEY keeps a random key
+// (mode 0600) in its data directory and re-uses it after a restart.
+func TestDevGeneratesSecret(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), map[string]string{"SECRET_KEY": ""})
+	keyFile := filepath.Join(s.gw.Dir, "data", "secret_key")
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	l := s.login(t, "admin", adminPassword)
+	// Tokens signed with the well-known test key are refused: the key is the generated one.
+	if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(gatewaytest.AccessToken(t, gatewaytest.TestSecret, "1", "admin", "admin", time.Hour)), ""); a.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("test-key token: %d", a.StatusCode)
+	}
+	s.gw.Stop()
+	s.gw.Restart()
+	if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(l.token), ""); a.StatusCode != http.StatusOK {
+		t.Fatalf("token from before the restart: %d %s", a.StatusCode, a.body)
+	}
+}

@@ -1,0 +1,73 @@
+package claudeauth
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestSafeNext(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"/projects/1?tab=files", "/projects/1?tab=files"},
+		{"/", "/"},
+		{"/%5Cevil.example", "/%5Cevil.example"},
+		{"//evil.example", "/"},
+		{"//evil.example/path", "/"},
+		{"/\\evil.example", "/"},
+		{"\\\\evil.example", "/"},
+		{"https://evil.example", "/"},
+		{"http:/evil.example", "/"},
+		{"javascript:alert(1)", "/"},
+		{"evil.example", "/"},
+		{"", "/"},
+		{"/ok\r\nLocation: https://evil.example", "/"},
+		{"/\tevil", "/"},
+	}
+	for _, tc := range cases {
+		if got := SafeNext(tc.in); got != tc.want {
+			t.Errorf("SafeNext(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestStripIdentityHeaders(t *testing.T) {
+	r, _ := http.NewRequest(http.MethodGet, "/", nil)
+	r.Header["X-Auth-User-Id"] = []string{"a"}
+	r.Header["x-auth-user-name"] = []string{"b"} // non-canonical key, as a raw map write could leave it
+	r.Header["X_Auth_User_Role"] = []string{"c"}
+	r.Header["X-Auth-User-Anything"] = []string{"d"}
+	r.Header["X-Auth-Username"] = []string{"kept"}
+	r.Header["Accept"] = []string{"kept"}
+	StripIdentityHeaders(r)
+	if len(r.Header) != 2 || r.Header.Get("Accept") != "kept" || r.Header.Get("X-Auth-Username") != "kept" {
+		t.Fatalf("after strip: %v", r.Header)
+	}
+}
+
+func TestTokenFromRequest(t *testing.T) {
+	cases := []struct {
+		name                string
+		header              http.Header
+		url                 string
+		wantTok, wantMethod string
+	}{
+		{"bearer", http.Header{"Authorization": {"Bearer abc"}}, "/", "abc", MethodBearer},
+		{"bearer, any case", http.Header{"Authorization": {"bearer abc"}}, "/", "abc", MethodBearer},
+		{"cookie", http.Header{"Cookie": {AccessCookie + "=def"}}, "/", "def", MethodCookie},
+		{"bearer wins over cookie", http.Header{"Authorization": {"Bearer abc"}, "Cookie": {AccessCookie + "=def"}}, "/", "abc", MethodBearer},
+		{"basic is no token, and hides no cookie fallback", http.Header{"Authorization": {"Basic eDp5"}, "Cookie": {AccessCookie + "=def"}}, "/", "", ""},
+		{"query string ignored", nil, "/?access_token=abc&token=abc", "", ""},
+		{"other cookie ignored", http.Header{"Cookie": {"claude_access=def"}}, "/", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+			for k, v := range tc.header {
+				r.Header[k] = v
+			}
+			tok, method := TokenFromRequest(r)
+			if tok != tc.wantTok || method != tc.wantMethod {
+				t.Fatalf("got %q %q, want %q %q", tok, method, tc.wantTok, tc.wantMethod)
+			}
+		})
+	}
+}
