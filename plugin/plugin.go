@@ -8,6 +8,7 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelimit"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudesessions"
 	_ "github.com/claude-gateway/claude-gateway/commands"
