@@ -272,7 +272,6 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	var pe *fs.PathError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %w", ErrFileNotFound, err)
@@ -282,12 +281,21 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrIsDirectory, err)
 	case errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.EINVAL):
 		return fmt.Errorf("%w: %w", ErrInvalidPath, err)
-	case errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent":
-		// os.Root's error for ".." and symbolic links that leave the root;
-		// the standard library does not export it.
+	case escapes(err):
 		return fmt.Errorf("%w: %w", ErrInvalidPath, err)
 	}
 	return err
+}
+
+// escapes reports whether err is (or wraps) os.Root's error for ".." and
+// symbolic links that leave the root; the standard library does not export it.
+func escapes(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == "path escapes from parent" {
+			return true
+		}
+	}
+	return false
 }
 
 // checkName refuses names of the gateway's own temporary files.

@@ -79,7 +79,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	user, ok := identity.FromContext(r.Context())
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		apierror.Write(w, apierror.New(http.StatusUnauthorized, "unauthorized", "Sign in to use sessions."))
+		apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_token", "A valid access token is required to use sessions."))
 		return nil
 	}
 	api := &api{h: h, w: w, r: r, user: user}

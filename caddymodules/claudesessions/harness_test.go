@@ -1,0 +1,189 @@
+package claudesessions_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
+	"github.com/claude-gateway/claude-gateway/sessions"
+	"github.com/claude-gateway/claude-gateway/store"
+)
+
+// gw is a running gateway (Caddyfile.dev, real binary) with tokens for three users.
+type gw struct {
+	t                 testing.TB
+	g                 *gatewaytest.Gateway
+	c                 *http.Client
+	setting           string
+	alice, bob, admin string
+}
+
+// startGateway runs the real binary on the repository's Caddyfile.dev with
+// the database setting and extra environment (SESSION_TIMEOUT, MAX_SESSIONS…).
+func startGateway(t testing.TB, setting string, env map[string]string) *gw {
+	t.Helper()
+	cfg, err := os.ReadFile(filepath.Join(gatewaytest.RepoRoot(t), "Caddyfile.dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "claude_auth") || !strings.Contains(string(cfg), "claude_sessions") {
+		t.Fatal("Caddyfile.dev lacks claude_auth or claude_sessions")
+	}
+	e := map[string]string{
+		"CLAUDE_DATABASE": setting,
+		"SECRET_KEY":      gatewaytest.TestSecret,
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: string(cfg), Env: e})
+	c := g.Client()
+	c.Timeout = time.Minute
+	return &gw{
+		t: t, g: g, c: c, setting: setting,
+		alice: gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-alice", "alice", "user", time.Hour),
+		bob:   gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-bob", "bob", "user", time.Hour),
+		admin: gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-admin", "root", "admin", time.Hour),
+	}
+}
+
+// sessionsDir is <workspace>/sessions of the gateway.
+func (w *gw) sessionsDir() string { return filepath.Join(w.g.Dir, "workspace", "sessions") }
+
+// reply is an answer of the gateway.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) code() string {
+	var env struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	json.Unmarshal(r.body, &env)
+	return env.Error.Code
+}
+
+func (r reply) json(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("status %d, body %q: %v", r.status, r.body, err)
+	}
+}
+
+// do sends a request whose path goes on the wire exactly as written
+// (no cleaning, no re-escaping).
+func (w *gw) do(method, rawPath, token string, body io.Reader) reply {
+	w.t.Helper()
+	req, err := http.NewRequest(method, w.g.URL("localhost", "/"), body)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	req.URL.Opaque = rawPath
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if b, ok := body.(*bytes.Reader); ok {
+		req.ContentLength = int64(b.Len())
+	}
+	resp, err := w.c.Do(req)
+	if err != nil {
+		w.t.Fatalf("%s %s: %v", method, rawPath, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (w *gw) create(token string) sessions.Session {
+	w.t.Helper()
+	r := w.do("POST", "/api/sessions", token, nil)
+	if r.status != http.StatusCreated {
+		w.t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var s sessions.Session
+	r.json(w.t, &s)
+	return s
+}
+
+// expect checks a reply's status and, for errors, its envelope code.
+func expect(t testing.TB, what string, r reply, status int, code string) {
+	t.Helper()
+	if r.status != status || r.code() != code {
+		t.Errorf("%s: %d %q (%s), want %d %q", what, r.status, r.code(), bytes.TrimSpace(r.body), status, code)
+	}
+}
+
+// assertConsistent checks rows against the workspace: every row ready with
+// a complete directory whose metadata.json names it, every directory with a
+// row, no staging, trash or temporary file.
+func assertConsistent(t testing.TB, setting, dir string) {
+	t.Helper()
+	db, err := store.Open(context.Background(), setting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT id, user_id, ready FROM sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDB := map[string]string{}
+	for rows.Next() {
+		var id, user string
+		var ready int
+		rows.Scan(&id, &user, &ready)
+		if ready != 1 {
+			t.Errorf("row %s is not ready", id)
+		}
+		inDB[id] = user
+	}
+	rows.Close()
+	entries, _ := os.ReadDir(dir)
+	onDisk := map[string]bool{}
+	for _, e := range entries {
+		switch name := e.Name(); {
+		case sessions.ValidID(name):
+			onDisk[name] = true
+		case strings.HasPrefix(name, ".creating-"), strings.HasPrefix(name, ".deleting-"), name == ".orphaned":
+			t.Errorf("left in the workspace: %s", name)
+		}
+	}
+	for id, user := range inDB {
+		if !onDisk[id] {
+			t.Errorf("row %s has no directory", id)
+			continue
+		}
+		var meta sessions.Session
+		b, err := os.ReadFile(filepath.Join(dir, id, "metadata.json"))
+		if err != nil || json.Unmarshal(b, &meta) != nil || meta.ID != id || meta.UserID != user {
+			t.Errorf("metadata.json of %s = %s (%v)", id, b, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, id, ".claude", "history.json")); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+		filepath.Walk(filepath.Join(dir, id), func(p string, info os.FileInfo, err error) error {
+			if err == nil && strings.HasPrefix(info.Name(), ".claude-tmp-") {
+				t.Errorf("temporary file left: %s", p)
+			}
+			return nil
+		})
+		if es, _ := os.ReadDir(filepath.Join(dir, id, ".uploads")); len(es) != 0 {
+			t.Errorf("%s: upload journal holds %d markers", id, len(es))
+		}
+	}
+	for id := range onDisk {
+		if _, ok := inDB[id]; !ok {
+			t.Errorf("directory %s has no row", id)
+		}
+	}
+}
