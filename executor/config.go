@@ -76,7 +76,8 @@ type Config struct {
 	// PerUser is the number of runs at once of one user.
 	PerUser int
 	// Queue is how many runs may wait for a slot; past it Run fails with
-	// a *BusyError.
+	// a *BusyError. Negative means no queue: a run that finds no free slot
+	// fails at once.
 	Queue int
 
 	// Instance names this gateway process among the daemon's clients; its
@@ -153,8 +154,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max_timeout %s is below timeout %s", c.MaxTimeout, c.Timeout)
 	case c.OutputLimit < 1024:
 		return fmt.Errorf("output_limit %d is below 1 KiB", c.OutputLimit)
-	case c.Concurrency < 1, c.PerUser < 1, c.Queue < 0:
-		return errors.New("concurrency and per_user must be positive and queue not negative")
+	case c.Concurrency < 1, c.PerUser < 1:
+		return errors.New("concurrency and per_user must be positive")
 	case c.PerUser > c.Concurrency:
 		return fmt.Errorf("per_user %d exceeds concurrency %d", c.PerUser, c.Concurrency)
 	case c.User == "0" || c.User == "root" || len(c.User) >= 2 && c.User[:2] == "0:":

@@ -113,6 +113,8 @@ type Stats struct {
 	Queued int `json:"queued"`
 	// Concurrency is the global limit.
 	Concurrency int `json:"concurrency"`
+	// PerUser is the per-user limit.
+	PerUser int `json:"per_user"`
 	// Queue is the size of the wait queue.
 	Queue int `json:"queue"`
 }
@@ -120,7 +122,7 @@ type Stats struct {
 // Stats returns the executor's current load.
 func (e *Executor) Stats() Stats {
 	r, q := e.limits.stats()
-	return Stats{Running: r, Queued: q, Concurrency: e.cfg.Concurrency, Queue: e.cfg.Queue}
+	return Stats{Running: r, Queued: q, Concurrency: e.cfg.Concurrency, PerUser: e.cfg.PerUser, Queue: max(e.cfg.Queue, 0)}
 }
 
 // Close stops the orphan sweep and releases idle connections. Runs in

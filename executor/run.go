@@ -51,6 +51,9 @@ type Spec struct {
 	// result holds it too). They are called from one goroutine, never at
 	// the same time.
 	Stdout, Stderr io.Writer
+	// Started, when set, is called once the container runs (after the
+	// wait for a slot), before any output.
+	Started func()
 }
 
 // Result is the outcome of a run.
@@ -159,6 +162,9 @@ func (e *Executor) run(ctx context.Context, spec Spec, runID string, cmd []strin
 		return Result{}, fmt.Errorf("starting the container: %w", unavailable(err))
 	}
 	started := time.Now()
+	if spec.Started != nil {
+		spec.Started()
+	}
 	if len(spec.Stdin) > 0 {
 		go func() {
 			att.Conn.Write(spec.Stdin)

@@ -44,6 +44,10 @@ type App struct {
 	// (the `auth` sub-option; see auth.go). Nil means the defaults.
 	Auth *AuthConfig `json:"auth,omitempty"`
 
+	// Executor configures sandboxed code execution (the `executor`
+	// sub-option; see executor.go). Nil means the defaults.
+	Executor *ExecutorConfig `json:"executor,omitempty"`
+
 	db     *store.DB
 	health *health.Registry
 	logger *zap.Logger

@@ -1,0 +1,275 @@
+package claude
+
+import (
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/claude-gateway/claude-gateway/executor"
+)
+
+func init() {
+	RegisterOption("executor", parseExecutor)
+}
+
+// ExecutorConfig configures sandboxed code execution (the `executor`
+// sub-option). Zero fields take the executor's defaults.
+type ExecutorConfig struct {
+	// Host is the Docker Engine address, e.g. "tcp://dind:2376" or
+	// "unix:///var/run/docker.sock". Default: DOCKER_HOST (with
+	// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), else the local socket.
+	Host string `json:"host,omitempty"`
+
+	// TLSCA, TLSCert and TLSKey are PEM files for a TLS connection to Host:
+	// the CA that signed the daemon's certificate, and the client
+	// certificate and key.
+	TLSCA   string `json:"tls_ca,omitempty"`
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
+
+	// DaemonWorkspace is where the Docker daemon sees the `workspace`
+	// directory (DinD: "/workspaces"); bind mounts use it. Default: the
+	// workspace's own absolute path.
+	DaemonWorkspace string `json:"daemon_workspace,omitempty"`
+
+	// Images maps a language ("python", "bash", or "default") to its
+	// sandbox image. Default: python:3.11-slim for every language.
+	Images map[string]string `json:"images,omitempty"`
+
+	// Runtime is the OCI runtime of the sandboxes, e.g. "runsc" (gVisor).
+	Runtime string `json:"runtime,omitempty"`
+
+	// Memory is the memory limit of a run in bytes; swap equals it.
+	// Default: 256 MiB.
+	Memory int64 `json:"memory,omitempty"`
+
+	// CPUs is the CPU quota of a run. Default: 1.
+	CPUs float64 `json:"cpus,omitempty"`
+
+	// Pids is the process limit of a run. Default: 128.
+	Pids int64 `json:"pids,omitempty"`
+
+	// TmpSize is the size of a run's /tmp (tmpfs) in bytes. Default: 64 MiB.
+	TmpSize int64 `json:"tmp_size,omitempty"`
+
+	// Timeout is a run's wall-clock limit when the request sets none.
+	// Default: 30s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// MaxTimeout is the largest limit a request may ask for. Default: 5m.
+	MaxTimeout caddy.Duration `json:"max_timeout,omitempty"`
+
+	// OutputLimit caps each of stdout and stderr in bytes; past it the run
+	// is killed and reported truncated. Default: 1 MiB.
+	OutputLimit int64 `json:"output_limit,omitempty"`
+
+	// Concurrency is the number of runs at once. Default: 4.
+	Concurrency int `json:"concurrency,omitempty"`
+
+	// PerUser is the number of runs at once of one user. Default: 2.
+	PerUser int `json:"per_user,omitempty"`
+
+	// Queue is how many runs may wait for a slot before requests get 429.
+	// Default: 16; negative: no waiting.
+	Queue int `json:"queue,omitempty"`
+
+	// Instance names this gateway's containers, so a restarted gateway
+	// removes what its killed predecessor left. Give every replica sharing
+	// a daemon its own. Default: the host name.
+	Instance string `json:"instance,omitempty"`
+
+	// CleanupInterval is the period of the sweep that removes orphaned
+	// sandbox containers. Default: 1m.
+	CleanupInterval caddy.Duration `json:"cleanup_interval,omitempty"`
+
+	// BuildContextLimit bounds an uploaded image build context in bytes.
+	// Default: 64 MiB.
+	BuildContextLimit int64 `json:"build_context_limit,omitempty"`
+
+	// BuildTimeout bounds an image build. Default: 10m.
+	BuildTimeout caddy.Duration `json:"build_timeout,omitempty"`
+}
+
+// ExecutorSettings returns the executor's configuration for this app,
+// defaults and the workspace included.
+func (a *App) ExecutorSettings() executor.Config {
+	c := a.Executor
+	if c == nil {
+		c = new(ExecutorConfig)
+	}
+	ws := a.Workspace
+	if abs, err := filepath.Abs(ws); err == nil {
+		ws = abs
+	}
+	return executor.Config{
+		Host:            c.Host,
+		TLSCA:           c.TLSCA,
+		TLSCert:         c.TLSCert,
+		TLSKey:          c.TLSKey,
+		Workspace:       ws,
+		DaemonWorkspace: c.DaemonWorkspace,
+		Images:          c.Images,
+		Runtime:         c.Runtime,
+		Memory:          c.Memory,
+		CPUs:            c.CPUs,
+		Pids:            c.Pids,
+		TmpSize:         c.TmpSize,
+		Timeout:         time.Duration(c.Timeout),
+		MaxTimeout:      time.Duration(c.MaxTimeout),
+		OutputLimit:     c.OutputLimit,
+		Concurrency:     c.Concurrency,
+		PerUser:         c.PerUser,
+		Queue:           c.Queue,
+		Instance:        c.Instance,
+		CleanupInterval: time.Duration(c.CleanupInterval),
+	}
+}
+
+// parseExecutor reads the `executor` block:
+//
+//	executor {
+//	    host             tcp://dind:2376
+//	    tls              <ca.pem> <cert.pem> <key.pem>
+//	    daemon_workspace /workspaces
+//	    image            <language> <image>
+//	    runtime          runsc
+//	    memory           256MiB
+//	    cpus             1
+//	    pids             128
+//	    tmp_size         64MiB
+//	    timeout          30s
+//	    max_timeout      5m
+//	    output_limit     1MiB
+//	    concurrency      4
+//	    per_user         2
+//	    queue            16
+//	    instance         <name>
+//	    cleanup_interval 1m
+//	    build_context_limit 64MiB
+//	    build_timeout    10m
+//	}
+func parseExecutor(d *caddyfile.Dispenser, app *App) error {
+	if app.Executor == nil {
+		app.Executor = new(ExecutorConfig)
+	}
+	c := app.Executor
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch name := d.Val(); name {
+		case "host":
+			if err := OneArg(d, &c.Host); err != nil {
+				return err
+			}
+		case "tls":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 3 || len(args) == 2 {
+				return d.Errf("tls takes <ca> or <ca> <cert> <key>")
+			}
+			c.TLSCA = args[0]
+			if len(args) == 3 {
+				c.TLSCert, c.TLSKey = args[1], args[2]
+			}
+		case "daemon_workspace":
+			if err := OneArg(d, &c.DaemonWorkspace); err != nil {
+				return err
+			}
+		case "image":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("image takes <language> <image>")
+			}
+			if c.Images == nil {
+				c.Images = map[string]string{}
+			}
+			c.Images[args[0]] = args[1]
+		case "runtime":
+			if err := OneArg(d, &c.Runtime); err != nil {
+				return err
+			}
+		case "memory":
+			if err := parseBytes(d, &c.Memory); err != nil {
+				return err
+			}
+		case "tmp_size":
+			if err := parseBytes(d, &c.TmpSize); err != nil {
+				return err
+			}
+		case "output_limit":
+			if err := parseBytes(d, &c.OutputLimit); err != nil {
+				return err
+			}
+		case "build_context_limit":
+			if err := parseBytes(d, &c.BuildContextLimit); err != nil {
+				return err
+			}
+		case "cpus":
+			var s string
+			if err := OneArg(d, &s); err != nil {
+				return err
+			}
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil || f <= 0 {
+				return d.Errf("cpus %q is not a positive number", s)
+			}
+			c.CPUs = f
+		case "pids":
+			var n int
+			if err := parseCount(d, &n); err != nil {
+				return err
+			}
+			c.Pids = int64(n)
+		case "concurrency":
+			if err := parseCount(d, &c.Concurrency); err != nil {
+				return err
+			}
+		case "per_user":
+			if err := parseCount(d, &c.PerUser); err != nil {
+				return err
+			}
+		case "queue":
+			var s string
+			if err := OneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return d.Errf("queue %q is not an integer", s)
+			}
+			if n == 0 {
+				n = -1 // "queue 0": no waiting (0 in JSON is the default)
+			}
+			c.Queue = n
+		case "timeout":
+			if err := parseSeconds(d, &c.Timeout); err != nil {
+				return err
+			}
+		case "max_timeout":
+			if err := parseSeconds(d, &c.MaxTimeout); err != nil {
+				return err
+			}
+		case "cleanup_interval":
+			if err := parseSeconds(d, &c.CleanupInterval); err != nil {
+				return err
+			}
+		case "build_timeout":
+			if err := parseSeconds(d, &c.BuildTimeout); err != nil {
+				return err
+			}
+		case "instance":
+			if err := OneArg(d, &c.Instance); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unknown executor option %q", name)
+		}
+	}
+	if err := app.ExecutorSettings().Validate(); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
+}

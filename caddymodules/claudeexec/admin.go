@@ -1,0 +1,75 @@
+package claudeexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/executor"
+	"github.com/claude-gateway/claude-gateway/identity"
+)
+
+// statusResponse is the body of GET /api/executor.
+type statusResponse struct {
+	Available bool `json:"available"`
+	executor.Stats
+}
+
+// status answers GET /api/executor: whether the daemon answers, and the load.
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, _ identity.User) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	err := h.exec.IsAvailable(ctx)
+	apierror.WriteJSON(w, http.StatusOK, statusResponse{Available: err == nil, Stats: h.exec.Stats()})
+}
+
+// cleanup answers POST /api/executor/cleanup: an orphan sweep now.
+func (h *Handler) cleanup(w http.ResponseWriter, r *http.Request, u identity.User) {
+	n, err := h.exec.Cleanup(r.Context())
+	if err != nil {
+		h.runError(w, r, err)
+		return
+	}
+	h.logger.Info("executor cleanup", zap.String("admin", u.Username), zap.Int("removed", n))
+	apierror.WriteJSON(w, http.StatusOK, map[string]int{"removed": n})
+}
+
+// buildImage answers POST /api/executor/images?tag=<name:tag>[&dockerfile=<path>]
+// with a tar build context as the body.
+func (h *Handler) buildImage(w http.ResponseWriter, r *http.Request, u identity.User) {
+	opts := h.build
+	opts.Tag = r.URL.Query().Get("tag")
+	opts.Dockerfile = r.URL.Query().Get("dockerfile")
+	if r.ContentLength > opts.ContextLimit {
+		apierror.Write(w, tooLarge(opts.ContextLimit))
+		return
+	}
+	body := http.MaxBytesReader(w, r.Body, opts.ContextLimit)
+	res, err := h.exec.BuildImage(r.Context(), body, opts)
+	var maxBytes *http.MaxBytesError
+	var buildErr *executor.BuildError
+	switch {
+	case err == nil:
+		h.logger.Info("image built", zap.String("admin", u.Username), zap.String("tag", res.Tag), zap.String("id", res.ImageID))
+		apierror.WriteJSON(w, http.StatusCreated, res)
+	case errors.Is(err, executor.ErrContextTooLarge) || errors.As(err, &maxBytes):
+		apierror.Write(w, tooLarge(opts.ContextLimit))
+	case errors.As(err, &buildErr):
+		apierror.Write(w, apierror.Wrap(err, http.StatusUnprocessableEntity, "build_failed",
+			"The image build failed: "+buildErr.Message))
+	case errors.Is(err, context.DeadlineExceeded):
+		apierror.Write(w, apierror.Wrap(err, http.StatusGatewayTimeout, "build_timeout", "The image build took too long and was stopped."))
+	default:
+		h.runError(w, r, err)
+	}
+}
+
+func tooLarge(limit int64) *apierror.Error {
+	return apierror.New(http.StatusRequestEntityTooLarge, "build_context_too_large",
+		fmt.Sprintf("The build context is larger than %d bytes.", limit))
+}
