@@ -174,14 +174,33 @@ func (r *RefreshTokens) RevokeFamily(ctx context.Context, family string) error {
 	return nil
 }
 
-// RevokeUser revokes every refresh token of an account.
-func (r *RefreshTokens) RevokeUser(ctx context.Context, userID string) error {
-	if _, err := r.db.ExecContext(ctx,
-		"UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-		store.NowMillis(), userID); err != nil {
-		return fmt.Errorf("revoking a user's refresh tokens: %w", err)
+// RevokeUser revokes every refresh token of an account and returns the
+// families (login sessions) that were still live.
+func (r *RefreshTokens) RevokeUser(ctx context.Context, userID string) ([]string, error) {
+	now := store.NowMillis()
+	rows, err := r.db.QueryContext(ctx,
+		"SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, now)
+	if err != nil {
+		return nil, fmt.Errorf("listing a user's sessions: %w", err)
 	}
-	return nil
+	var families []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("listing a user's sessions: %w", err)
+		}
+		families = append(families, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing a user's sessions: %w", err)
+	}
+	if _, err := r.db.ExecContext(ctx,
+		"UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", now, userID); err != nil {
+		return nil, fmt.Errorf("revoking a user's refresh tokens: %w", err)
+	}
+	return families, nil
 }
 
 // DeleteExpired removes tokens that expired before cutoff and returns how many.

@@ -171,13 +171,16 @@ func (r *Revocations) RevokeSession(ctx context.Context, sid string) error {
 	return r.revoke(ctx, sessionKey(sid), time.Now().Add(MaxAccessTTL))
 }
 
-// RevokeUser revokes every access token issued to a user up to now.
+// RevokeUser revokes the access tokens issued to a user before the current
+// second (iat has a one-second resolution; a login right after the
+// revocation must not be caught by it). Tokens of a login session are revoked
+// with their session: see the package-level RevokeUser.
 func (r *Revocations) RevokeUser(ctx context.Context, userID string) error {
 	return r.revoke(ctx, userKey(userID), time.Now().Add(MaxAccessTTL))
 }
 
 // Revoked reports whether the snapshot revokes c: its jti, its session, or
-// its user as of a moment at or after its iat.
+// its user in a second after its iat.
 func (r *Revocations) Revoked(c *Claims) bool {
 	m := *r.snap.Load()
 	if len(m) == 0 {
@@ -191,7 +194,7 @@ func (r *Revocations) Revoked(c *Claims) bool {
 			return true
 		}
 	}
-	if at, ok := m[userKey(c.Subject)]; ok && c.IssuedAt != nil && c.IssuedAt.Unix() <= millisToSeconds(at) {
+	if at, ok := m[userKey(c.Subject)]; ok && c.IssuedAt != nil && c.IssuedAt.Unix() < millisToSeconds(at) {
 		return true
 	}
 	return false

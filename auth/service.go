@@ -194,7 +194,22 @@ func (s *Service) IssueAccess(u identity.User, sid string) (string, *Claims, err
 // RevokeUser ends every session of an account and every access token issued
 // to it so far (after a password change, a disable or a delete).
 func (s *Service) RevokeUser(ctx context.Context, userID string) error {
-	return errors.Join(s.Refresh.RevokeUser(ctx, userID), s.Revocations.RevokeUser(ctx, userID))
+	return RevokeUser(ctx, s.Refresh, s.Revocations, userID)
+}
+
+// RevokeUser ends every login session of an account (its refresh families
+// and their access tokens) and revokes the access tokens issued to it before
+// the current second that belong to no session. New logins are unaffected.
+func RevokeUser(ctx context.Context, refresh *RefreshTokens, revocations *Revocations, userID string) error {
+	families, err := refresh.RevokeUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	errs := []error{revocations.RevokeUser(ctx, userID)}
+	for _, f := range families {
+		errs = append(errs, revocations.RevokeSession(ctx, f))
+	}
+	return errors.Join(errs...)
 }
 
 // Cleanup deletes refresh tokens and revocation entries that expired before now.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/claude-gateway/claude-gateway/identity"
@@ -181,7 +182,8 @@ func TestRevocations(t *testing.T) {
 		_, c1, _ := tk.Issue(alice, "s-1")
 		_, c2, _ := tk.Issue(alice, "s-2")
 		bob := identity.User{ID: "u-2", Username: "bob", Role: identity.RoleUser}
-		_, c3, _ := tk.Issue(bob, "s-3")
+		_, c3, _ := tk.Issue(bob, "")
+		c3.IssuedAt.Time = c3.IssuedAt.Add(-time.Second) // issued a second before the revocation below
 		if err := here.RevokeToken(ctx, c1.ID, c1.ExpiresAt.Time); err != nil {
 			t.Fatal(err)
 		}
@@ -207,9 +209,9 @@ func TestRevocations(t *testing.T) {
 		if !there.Revoked(c2) || !there.Revoked(c3) || !there.SessionRevoked("s-2") {
 			t.Fatal("session or user revocation not seen")
 		}
-		// A user's revocation covers tokens issued up to it, not after.
+		// A user's revocation covers tokens issued before it, not the same second or after.
 		later := *c3
-		later.IssuedAt.Time = time.Now().Add(2 * time.Second)
+		later.IssuedAt = jwt.NewNumericDate(time.Now())
 		if there.Revoked(&later) {
 			t.Fatal("a token issued after the user's revocation is revoked")
 		}
@@ -367,6 +369,24 @@ func TestRefreshAndLogout(t *testing.T) {
 		}
 		if _, err := s.RefreshSession(ctx, s2.RefreshToken); err == nil {
 			t.Fatal("refresh token valid after logout")
+		}
+		// Revoking a user ends its sessions at once; a login right after works.
+		s4, _ := s.Login(ctx, "alice", "alice's password", "")
+		if err := s.RevokeUser(ctx, s4.Access.Subject); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Authenticate(s4.AccessToken); err == nil {
+			t.Fatal("access token valid after the user's revocation")
+		}
+		if _, err := s.RefreshSession(ctx, s4.RefreshToken); err == nil {
+			t.Fatal("refresh token valid after the user's revocation")
+		}
+		s5, err := s.Login(ctx, "alice", "alice's password", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Authenticate(s5.AccessToken); err != nil {
+			t.Fatalf("a login right after the user's revocation: %v", err)
 		}
 		// A disabled user cannot refresh.
 		s3, _ := s.Login(ctx, "alice", "alice's password", "")

@@ -173,10 +173,7 @@ func usersDelete(e *usersEnv) error {
 // revokeUser ends the account's refresh sessions and revokes its access
 // tokens issued so far.
 func revokeUser(e *usersEnv, userID string) error {
-	return errors.Join(
-		auth.NewRefreshTokens(e.db, 0).RevokeUser(e.ctx, userID),
-		auth.NewRevocations(e.db).RevokeUser(e.ctx, userID),
-	)
+	return auth.RevokeUser(e.ctx, auth.NewRefreshTokens(e.db, 0), auth.NewRevocations(e.db), userID)
 }
 
 // readPassword reads a password: prompted for twice without echo when stdin
