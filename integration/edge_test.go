@@ -151,7 +151,7 @@ func TestWebSockets(t *testing.T) {
 		name, url, origin, want string
 	}{
 		{"backend via app host", "wss://localhost:%d/ws/agent", "app", "backend"},
-		{"backend API socket", "wss://localhost:%d/api/sessions/x/stream", "app", "backend"},
+		{"backend API socket", "wss://localhost:%d/api/agent/stream", "app", "backend"},
 		{"code-server via IDE host", "wss://ide.localhost:%d/stable-123?reconnectionToken=abc", "ide", "code-server"},
 	}
 	for _, tt := range tests {
