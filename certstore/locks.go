@@ -97,10 +97,13 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 	h.stop, h.done = stop, make(chan struct{})
 	s.mu.Lock()
 	if prev := s.held[name]; prev != nil {
-		// A lease this Storage lost without Unlock: its renewal has ended.
+		// A lease this Storage lost without Unlock: its renewal has
+		// ended, and no Unlock will ever find it now.
 		prev.stop()
+		s.active--
 	}
 	s.held[name] = h
+	s.active++
 	s.mu.Unlock()
 	go s.keepAlive(renewCtx, h)
 	return true, nil
@@ -121,6 +124,7 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 	}
 	h.stop()
 	<-h.done
+	defer s.doneWith()
 	res, err := s.db.ExecContext(ctx,
 		"UPDATE cert_locks SET expires_at = 0, owner = '', token = '' WHERE name_hash = ? AND token = ?",
 		h.hash, h.token)
@@ -131,6 +135,35 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 		return fmt.Errorf("certstore: unlock %q: %w", name, ErrLockLost)
 	}
 	return nil
+}
+
+// doneWith counts one lock as fully released, waking Drained waiters when
+// it was the last.
+func (s *Storage) doneWith() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active == 0 {
+		for _, ch := range s.drained {
+			close(ch)
+		}
+		s.drained = nil
+	}
+}
+
+// Drained returns a channel that is closed once this Storage holds no lock
+// and no release is in flight: the moment its database pool may be closed
+// without breaking an Unlock still to come.
+func (s *Storage) Drained() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	if s.active == 0 {
+		close(ch)
+	} else {
+		s.drained = append(s.drained, ch)
+	}
+	return ch
 }
 
 // Fence returns the fencing token of the lock name while this Storage holds

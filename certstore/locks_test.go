@@ -313,3 +313,44 @@ func TestDatabaseClock(t *testing.T) {
 		}
 	})
 }
+
+// TestDrained: the storage tells when no lock is held or being released, so
+// the pool under it may close without failing a pending Unlock.
+func TestDrained(t *testing.T) {
+	forEachSetting(t, func(t *testing.T, setting string) {
+		ctx := context.Background()
+		s := replicas(t, setting, 1, 5*time.Second)[0]
+		isClosed := func(ch <-chan struct{}) bool {
+			select {
+			case <-ch:
+				return true
+			default:
+				return false
+			}
+		}
+		if !isClosed(s.Drained()) {
+			t.Fatal("Drained is open with no lock held")
+		}
+		for _, name := range []string{"a", "b"} {
+			if err := s.Lock(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		drained := s.Drained()
+		if isClosed(drained) {
+			t.Fatal("Drained is closed while locks are held")
+		}
+		if err := s.Unlock(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if isClosed(drained) {
+			t.Fatal("Drained closed while a lock is still held")
+		}
+		if err := s.Unlock(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if !isClosed(drained) {
+			t.Fatal("Drained stayed open after the last Unlock")
+		}
+	})
+}

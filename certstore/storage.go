@@ -62,8 +62,10 @@ type Storage struct {
 	logger *zap.Logger
 	now    string // SQL expression: the database clock in Unix milliseconds
 
-	mu   sync.Mutex
-	held map[string]*heldLock
+	mu      sync.Mutex
+	held    map[string]*heldLock
+	active  int             // locks held or being released
+	drained []chan struct{} // closed when active drops to 0
 }
 
 // New returns a Storage over db, whose schema must include migration 4.
