@@ -7,8 +7,11 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeexec"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelimit"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudesessions"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/mysqlstorage"
 	_ "github.com/claude-gateway/claude-gateway/commands"
 )
