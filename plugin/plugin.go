@@ -11,6 +11,7 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelimit"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelogin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudesessions"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/mysqlstorage"
 	_ "github.com/claude-gateway/claude-gateway/commands"

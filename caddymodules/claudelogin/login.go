@@ -1,0 +1,204 @@
+// Package claudelogin is the `claude_login_page` handler: the gateway's small,
+// server-rendered sign-in page for browsers. It needs no script (the page's
+// Content-Security-Policy forbids all), posts to itself, sets the session
+// cookies and sends the browser back to `next`, a same-origin path only.
+package claudelogin
+
+import (
+	"embed"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/origin"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+//go:embed assets
+var assets embed.FS
+
+var loginPage = template.Must(template.ParseFS(assets, "assets/login.html"))
+
+// maxFormBody bounds the sign-in form's body.
+const maxFormBody = 16 << 10
+
+// csp is the page's Content-Security-Policy: its own stylesheet, nothing
+// else; no script at all, never framed.
+const csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// Handler serves the sign-in page and its stylesheet. Other paths pass to the
+// next handler.
+//
+//   - GET <path>?next=<path>: the form; a browser already signed in goes
+//     straight to next.
+//   - POST <path> (form: username, password, next): signs in through the same
+//     service as POST /api/auth/login (brute-force regulation included), sets
+//     the access and refresh cookies and answers 303 to next. Wrong
+//     credentials re-render the form with 401; a ban with 429 + Retry-After.
+//     A POST whose Origin is not this host's is refused (login CSRF).
+//   - GET <static_path>/login.css: the stylesheet, public.
+//
+// `next` is accepted only as a same-origin path; anything else (//host,
+// https://host, /\host, their encodings) becomes "/".
+type Handler struct {
+	// Path is the sign-in page. Default: /auth/login.
+	Path string `json:"path,omitempty"`
+
+	// StaticPath is the prefix of the page's assets. Default: /auth/static.
+	StaticPath string `json:"static_path,omitempty"`
+
+	auth   *claudeauth.Auth
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.claude_login_page",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults and acquires the auth service.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Path == "" {
+		h.Path = "/auth/login"
+	}
+	if h.StaticPath == "" {
+		h.StaticPath = "/auth/static"
+	}
+	h.StaticPath = strings.TrimSuffix(h.StaticPath, "/")
+	a, err := claudeauth.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	h.auth = a
+	return nil
+}
+
+// Cleanup releases the auth service.
+func (h *Handler) Cleanup() error { return h.auth.Release() }
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch {
+	case r.URL.Path == h.Path:
+	case r.URL.Path == h.StaticPath+"/login.css":
+		return h.serveCSS(w, r)
+	default:
+		return next.ServeHTTP(w, r)
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		target := claudeauth.SafeNext(r.URL.Query().Get("next"))
+		if _, _, err := h.auth.UserFromRequest(r); err == nil {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, target, http.StatusFound)
+			return nil
+		}
+		h.render(w, http.StatusOK, form{Next: target})
+		return nil
+	case http.MethodPost:
+		return h.login(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		h.render(w, http.StatusMethodNotAllowed, form{Next: "/", Error: "Use the form to sign in."})
+		return nil
+	}
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+	if o := r.Header.Get("Origin"); o != "" {
+		self, err1 := origin.Canonical(origin.RequestOrigin(r))
+		got, err2 := origin.Canonical(o)
+		if err1 != nil || err2 != nil || got != self {
+			h.render(w, http.StatusForbidden, form{Next: "/", Error: "Sign in from this site's own sign-in page."})
+			return nil
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		h.render(w, http.StatusBadRequest, form{Next: "/", Error: "The form could not be read; try again."})
+		return nil
+	}
+	f := form{
+		Next:     claudeauth.SafeNext(r.PostForm.Get("next")),
+		Username: r.PostForm.Get("username"),
+	}
+	password := r.PostForm.Get("password")
+	if f.Username == "" || password == "" {
+		f.Error = "Enter your username and password."
+		h.render(w, http.StatusBadRequest, f)
+		return nil
+	}
+	sess, err := h.auth.Login(r.Context(), f.Username, password, claudeauth.ClientIP(r))
+	if err != nil {
+		ae, ok := claudeauth.LoginError(w, err).(*apierror.Error)
+		if !ok {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		f.Error = ae.Message
+		h.render(w, ae.Status, f)
+		return nil
+	}
+	h.logger.Info("login", zap.String("user_id", sess.Access.Subject), zap.String("username", sess.Access.Username), zap.String("via", "form"))
+	claudeauth.SetSessionCookies(w, sess)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, f.Next, http.StatusSeeOther)
+	return nil
+}
+
+// form is what the page template shows.
+type form struct {
+	Action, Static        string
+	Next, Username, Error string
+}
+
+func (h *Handler) render(w http.ResponseWriter, status int, f form) {
+	f.Action = h.Path
+	f.Static = h.StaticPath
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Security-Policy", csp)
+	hdr.Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	if err := loginPage.Execute(w, f); err != nil {
+		h.logger.Error("rendering the sign-in page", zap.Error(err))
+	}
+}
+
+func (h *Handler) serveCSS(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, nil)
+	}
+	b, err := assets.ReadFile("assets/login.css")
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		w.Write(b)
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
