@@ -65,7 +65,8 @@ type Zone struct {
 
 	// Key lists placeholders; the first one that is not empty for a request
 	// is its key (e.g. "{http.auth.user.id}" then "{client_ip}"). A request
-	// for which every key is empty is not counted by this zone.
+	// for which every key is empty is not counted by this zone. Default: the
+	// client IP, "{http.vars.client_ip}" (Caddyfile: {client_ip}).
 	Key []string `json:"key,omitempty"`
 
 	// Store is "memory" (the default; counters live in this process and
@@ -157,7 +158,7 @@ func (z *Zone) provision(ctx caddy.Context) error {
 		return err
 	}
 	if len(z.Key) == 0 {
-		z.Key = []string{"{client_ip}"}
+		z.Key = []string{"{http.vars.client_ip}"}
 	}
 	z.zone = &ratelimit.Zone{Name: z.Name, Rate: rate, Policy: policy}
 	switch z.Store {
