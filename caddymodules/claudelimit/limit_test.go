@@ -218,7 +218,9 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 	// Trusted proxy: the client address it forwards is the key.
 	trusted := g.Client()
 	url := fmt.Sprintf("https://localhost:%d/api/f", trustedPort)
-	viaProxy := func(xff string) answer { return do(t, trusted, http.MethodGet, url, map[string]string{"X-Forwarded-For": xff}) }
+	viaProxy := func(xff string) answer {
+		return do(t, trusted, http.MethodGet, url, map[string]string{"X-Forwarded-For": xff})
+	}
 	for i := int64(1); i <= 3; i++ {
 		checkAllowed(t, viaProxy("192.0.2.10"), 3, 3-i)
 	}
