@@ -75,6 +75,7 @@ type Tokens struct {
 	cfg    TokenConfig
 	keys   jwt.VerificationKeySet
 	parser *jwt.Parser
+	cache  verifiedCache
 }
 
 // NewTokens checks cfg, fills in defaults and returns the Tokens it describes.
@@ -161,10 +162,15 @@ func (t *Tokens) Issue(u identity.User, sid string) (string, *Claims, error) {
 // Verify checks an access token's size, algorithm (HS256 only, whatever the
 // header says), signature (current key, then the verification-only keys),
 // exp (required), nbf, iat, iss, aud, typ and subject claims. It does not
-// consult the revocation list; see Service.Authenticate.
+// consult the revocation list; see Service.Authenticate. A token verified
+// before is found in a cache until its exp, skipping the signature check.
 func (t *Tokens) Verify(token string) (*Claims, error) {
 	if len(token) > t.cfg.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes is over the %d-byte bound", ErrInvalidToken, len(token), t.cfg.MaxBytes)
+	}
+	if c, ok := t.cache.get(token, t.cfg.Now(), t.cfg.Leeway); ok {
+		cp := *c
+		return &cp, nil
 	}
 	c := new(Claims)
 	_, err := t.parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return t.keys, nil })
@@ -182,6 +188,8 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 	if err := validUser(c.User()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	cp := *c
+	t.cache.put(token, &cp)
 	return c, nil
 }
 

@@ -117,6 +117,11 @@ func TestVerifyRefuses(t *testing.T) {
 		{"garbage", "not.a.token"},
 		{"empty", ""},
 	}
+	// The genuine token is verified first, so it sits in the verified-token
+	// cache while its altered copies are tried.
+	if _, err := tk.Verify(good); err != nil {
+		t.Fatalf("the unmodified token is refused: %v", err)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := tk.Verify(tc.token)
@@ -214,4 +219,43 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestVerifiedCacheHonoursExpiry: a cached token stops being accepted at its
+// exp (plus leeway), exactly like an uncached one.
+func TestVerifiedCacheHonoursExpiry(t *testing.T) {
+	now := time.Now()
+	tk := newTestTokens(t, TokenConfig{TTL: time.Minute, Leeway: 5 * time.Second, Now: func() time.Time { return now }})
+	tok, _, err := tk.Issue(alice, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		at     time.Duration
+		wantOK bool
+	}{
+		{0, true},
+		{30 * time.Second, true},
+		{time.Minute + 4*time.Second, true},
+		{time.Minute + 6*time.Second, false},
+		{time.Minute + 7*time.Second, false},
+	}
+	start := now
+	for _, s := range steps {
+		now = start.Add(s.at)
+		c, err := tk.Verify(tok)
+		if (err == nil) != s.wantOK {
+			t.Fatalf("at +%s: err = %v, want ok %v", s.at, err, s.wantOK)
+		}
+		if err == nil && c.User() != alice {
+			t.Fatalf("at +%s: user %+v", s.at, c.User())
+		}
+	}
+	// Callers get copies: changing one does not change what the cache returns.
+	now = start
+	c1, _ := tk.Verify(tok)
+	c1.Role = identity.RoleAdmin
+	if c2, _ := tk.Verify(tok); c2.Role != identity.RoleUser {
+		t.Fatal("the cached claims were modified through a returned copy")
+	}
 }
