@@ -14,5 +14,6 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelogin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudesessions"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/mysqlstorage"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/handoff"
 	_ "github.com/claude-gateway/claude-gateway/commands"
 )
