@@ -7,6 +7,7 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeide"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeexec"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"

@@ -1,0 +1,166 @@
+package claudeide
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/ideticket"
+	"github.com/claude-gateway/claude-gateway/origin"
+)
+
+func init() {
+	caddy.RegisterModule(Gate{})
+}
+
+// Gate runs on the IDE host, after `claude_auth`.
+//
+//   - `GET <callback_path>?ticket=…` redeems a ticket issued by the app host's
+//     `claude_ide_handoff` for this host's origin, sets this host's own
+//     access cookie (host-only, HttpOnly, Secure) with a token of the same
+//     login session, and redirects to the path the visitor asked for. An
+//     unknown, expired or replayed ticket gets 403 and no cookie.
+//   - Every other request passes on without the gateway's cookies, so
+//     code-server never sees a token.
+type Gate struct {
+	// CallbackPath is where tickets are redeemed. Default: /auth/ide/callback.
+	CallbackPath string `json:"callback_path,omitempty"`
+
+	// StripCookies are the cookies removed before the request goes on.
+	// Default: the gateway's access and refresh cookies.
+	StripCookies []string `json:"strip_cookies,omitempty"`
+
+	// CookieSameSite is the SameSite attribute of the IDE host's cookie:
+	// "lax" (default; the app and IDE hosts are one site, as app.example.com
+	// and ide.example.com are), "strict", or "none" when the browser sees the
+	// two hosts as different sites (localhost and ide.localhost are).
+	CookieSameSite string `json:"cookie_same_site,omitempty"`
+
+	sameSite http.SameSite
+	tickets  *ideticket.Store
+	auth     *claudeauth.Auth
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gate) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.claude_ide_gate",
+		New: func() caddy.Module { return new(Gate) },
+	}
+}
+
+// Provision sets defaults and acquires the auth service and the ticket store.
+func (g *Gate) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	if g.CallbackPath == "" {
+		g.CallbackPath = DefaultCallbackPath
+	}
+	if len(g.StripCookies) == 0 {
+		g.StripCookies = claudeauth.CookieNames
+	}
+	switch strings.ToLower(g.CookieSameSite) {
+	case "", "lax":
+		g.sameSite = http.SameSiteLaxMode
+	case "strict":
+		g.sameSite = http.SameSiteStrictMode
+	case "none":
+		g.sameSite = http.SameSiteNoneMode
+	default:
+		return fmt.Errorf("claude_ide_gate: cookie_same_site %q: want lax, strict or none", g.CookieSameSite)
+	}
+	app, err := claude.FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	if g.tickets, err = ideticket.NewStore(app.DB(), 0); err != nil {
+		return fmt.Errorf("claude_ide_gate: %w", err)
+	}
+	if g.auth, err = claudeauth.Acquire(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Cleanup releases the auth service.
+func (g *Gate) Cleanup() error { return g.auth.Release() }
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.URL.Path == g.CallbackPath {
+		return g.redeem(w, r)
+	}
+	StripCookies(r, g.StripCookies)
+	return next.ServeHTTP(w, r)
+}
+
+func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
+	noStore(w)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writePage(w, http.StatusMethodNotAllowed, "Method not allowed", "Open the IDE from the app.")
+		return nil
+	}
+	self, err := origin.Canonical(origin.RequestOrigin(r))
+	if err != nil {
+		writePage(w, http.StatusBadRequest, "Bad request", "The request names no valid host.")
+		return nil
+	}
+	grant, err := g.tickets.Redeem(r.Context(), self, r.URL.Query().Get("ticket"))
+	if errors.Is(err, ideticket.ErrInvalidTicket) {
+		g.logger.Info("IDE ticket refused", zap.String("client_ip", claudeauth.ClientIP(r)))
+		writePage(w, http.StatusForbidden, "Sign-in link expired",
+			"This sign-in link is no longer valid: it was already used or is too old. Open the IDE again from the app.")
+		return nil
+	}
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	token, claims, err := g.auth.IssueAccess(grant.User, grant.SessionID)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: claudeauth.AccessCookie, Value: token, Path: "/",
+		MaxAge:   max(1, int(time.Until(claims.ExpiresAt.Time).Seconds())),
+		HttpOnly: true, Secure: true, SameSite: g.sameSite,
+	})
+	http.Redirect(w, r, claudeauth.SafeNext(grant.Next), http.StatusFound)
+	return nil
+}
+
+// StripCookies removes the named cookies from r's Cookie headers, keeping the others.
+func StripCookies(r *http.Request, names []string) {
+	if len(r.Header.Values("Cookie")) == 0 {
+		return
+	}
+	drop := make(map[string]bool, len(names))
+	for _, n := range names {
+		drop[n] = true
+	}
+	var kept []string
+	for _, c := range r.Cookies() {
+		if !drop[c.Name] {
+			kept = append(kept, c.Name+"="+c.Value)
+		}
+	}
+	r.Header.Del("Cookie")
+	if len(kept) > 0 {
+		r.Header.Set("Cookie", strings.Join(kept, "; "))
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gate)(nil)
+	_ caddy.CleanerUpper          = (*Gate)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gate)(nil)
+)

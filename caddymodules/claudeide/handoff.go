@@ -1,0 +1,163 @@
+// Package claudeide signs browsers in to the IDE host (code-server) with the
+// session they already have on the app host, in the manner of coder's
+// application-token hand-off: the IDE host sends a visitor without a cookie to
+// the app host's `claude_ide_handoff`, which (after a login when needed)
+// issues a one-time ticket and redirects back to the IDE host's
+// `claude_ide_gate`, which redeems the ticket for a host-only cookie of the
+// IDE host's own and returns the visitor to the page they asked for. The gate
+// also removes the gateway's cookies from requests before code-server sees them.
+package claudeide
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/ideticket"
+	"github.com/claude-gateway/claude-gateway/origin"
+)
+
+func init() {
+	caddy.RegisterModule(Handoff{})
+}
+
+// Default paths of the hand-off.
+const (
+	// DefaultHandoffPath is where the app host starts a hand-off.
+	DefaultHandoffPath = "/auth/ide"
+	// DefaultCallbackPath is where the IDE host redeems a ticket.
+	DefaultCallbackPath = "/auth/ide/callback"
+	// DefaultLoginPath is the app host's login page.
+	DefaultLoginPath = "/auth/login"
+)
+
+// Handoff runs on the app host. `GET <path>?next=<IDE path>` from a browser
+// signed in on the app host issues a ticket (single use, valid for TicketTTL)
+// and redirects to the IDE host's callback with it; a browser not signed in is
+// sent to the login page first and comes back here afterwards. The ticket is
+// bound to IDEOrigin, the user and the login session, so logging out on the
+// app host also ends the IDE session. Other paths pass to the next handler.
+type Handoff struct {
+	// IDEOrigin is the origin of the IDE host, scheme://host[:port].
+	// Placeholders are expanded.
+	IDEOrigin string `json:"ide_origin,omitempty"`
+
+	// Path is where hand-offs start. Default: /auth/ide.
+	Path string `json:"path,omitempty"`
+
+	// CallbackPath is the IDE host's redemption path. Default: /auth/ide/callback.
+	CallbackPath string `json:"callback_path,omitempty"`
+
+	// LoginPath is the app host's login page. Default: /auth/login.
+	LoginPath string `json:"login_path,omitempty"`
+
+	// TicketTTL is how long a ticket may wait for its redemption (at most
+	// 60s). Default: 30s.
+	TicketTTL caddy.Duration `json:"ticket_ttl,omitempty"`
+
+	ideOrigin string
+	tickets   *ideticket.Store
+	auth      *claudeauth.Auth
+	logger    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handoff) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.claude_ide_handoff",
+		New: func() caddy.Module { return new(Handoff) },
+	}
+}
+
+// Provision sets defaults and acquires the auth service and the ticket store.
+func (h *Handoff) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Path == "" {
+		h.Path = DefaultHandoffPath
+	}
+	if h.CallbackPath == "" {
+		h.CallbackPath = DefaultCallbackPath
+	}
+	if h.LoginPath == "" {
+		h.LoginPath = DefaultLoginPath
+	}
+	o, err := origin.Canonical(caddy.NewReplacer().ReplaceAll(h.IDEOrigin, ""))
+	if err != nil {
+		return fmt.Errorf("claude_ide_handoff: ide_origin: %w", err)
+	}
+	h.ideOrigin = o
+	app, err := claude.FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	if h.tickets, err = ideticket.NewStore(app.DB(), time.Duration(h.TicketTTL)); err != nil {
+		return fmt.Errorf("claude_ide_handoff: %w", err)
+	}
+	if h.auth, err = claudeauth.Acquire(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handoff) Validate() error {
+	if h.IDEOrigin == "" {
+		return errors.New("claude_ide_handoff: ide_origin is required")
+	}
+	return nil
+}
+
+// Cleanup releases the auth service.
+func (h *Handoff) Cleanup() error { return h.auth.Release() }
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handoff) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.URL.Path != h.Path {
+		return next.ServeHTTP(w, r)
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writePage(w, http.StatusMethodNotAllowed, "Method not allowed", "Open the IDE from the app.")
+		return nil
+	}
+	noStore(w)
+	target := claudeauth.SafeNext(r.URL.Query().Get("next"))
+	claims, _, err := h.auth.UserFromRequest(r)
+	if err != nil {
+		// Log in on the app host, then come back here.
+		back := h.Path + "?next=" + url.QueryEscape(target)
+		http.Redirect(w, r, h.LoginPath+"?next="+url.QueryEscape(back), http.StatusFound)
+		return nil
+	}
+	ticket, err := h.tickets.Issue(r.Context(), h.ideOrigin, ideticket.Grant{User: claims.User(), SessionID: claims.SessionID, Next: target})
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	if c := h.logger.Check(zap.DebugLevel, "IDE ticket issued"); c != nil {
+		c.Write(zap.String("user", claims.Subject), zap.String("ide", h.ideOrigin))
+	}
+	http.Redirect(w, r, h.ideOrigin+h.CallbackPath+"?ticket="+url.QueryEscape(ticket), http.StatusFound)
+	return nil
+}
+
+// noStore keeps hand-off answers out of caches and Referer headers.
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handoff)(nil)
+	_ caddy.Validator             = (*Handoff)(nil)
+	_ caddy.CleanerUpper          = (*Handoff)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handoff)(nil)
+)
