@@ -39,7 +39,7 @@ func forEachDB(t *testing.T, f func(t *testing.T, s *certstore.Storage)) {
 
 // pemChain builds a real certificate chain of n certificates, PEM-encoded,
 // as certmagic stores it.
-func pemChain(t *testing.T, n int) []byte {
+func pemChain(t testing.TB, n int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
