@@ -20,6 +20,9 @@ var units = map[string]time.Duration{
 	"d": 24 * time.Hour, "day": 24 * time.Hour,
 }
 
+// maxLimit is the largest limit of a rate; the SQL store counts in 32 bits.
+const maxLimit = 1<<31 - 1
+
 // ParseRate reads a rate written "<limit>/<period>": the period is a unit
 // ("s", "min", "h", "d" and their long forms) or a Go duration ("2s", "90s").
 // Examples: "30/min", "5/min", "1000/h", "10/2s". The period must be at least
@@ -30,8 +33,8 @@ func ParseRate(s string) (limiter.Rate, error) {
 		return limiter.Rate{}, fmt.Errorf("rate %q: want <limit>/<period>, e.g. 30/min", s)
 	}
 	limit, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-	if err != nil || limit <= 0 {
-		return limiter.Rate{}, fmt.Errorf("rate %q: the limit must be a positive whole number", s)
+	if err != nil || limit <= 0 || limit > maxLimit {
+		return limiter.Rate{}, fmt.Errorf("rate %q: the limit must be a whole number from 1 to %d", s, maxLimit)
 	}
 	per = strings.ToLower(strings.TrimSpace(per))
 	period, ok := units[per]

@@ -29,6 +29,8 @@ func TestParseRate(t *testing.T) {
 		{in: "30/fortnight", bad: true},
 		{in: "30/500ms", bad: true},
 		{in: "30-M", bad: true},
+		{in: "2147483647/h", limit: 2147483647, period: time.Hour},
+		{in: "2147483648/h", bad: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 const maxIDLen = 191
 
 // SQLStore is a limiter.Store on the gateway's database. Each hit is one
-// atomic statement (SQLite) or one short transaction (MySQL/MariaDB), so
+// atomic statement, on SQLite and on MySQL/MariaDB alike, so
 // concurrent requests, on one gateway or on replicas sharing MySQL, never
 // count the same hit twice or lose one. A window starts at the first hit of
 // a key and lasts the rate's period, as in ulule's memory store.
@@ -74,38 +74,41 @@ RETURNING hits, expires_at`, id, count, expMS, nowMS, nowMS).Scan(&hits, &expire
 	return stateOf(rate, hits, expires), nil
 }
 
-// incrementMySQL runs the upsert and reads the row back in one transaction:
-// the upsert's row lock keeps every other hit on the key out until commit.
-// InnoDB may pick the transaction as a deadlock victim when many first hits
-// of a new key race; it is then retried.
+// incrementMySQL counts the hit with one statement, so it costs one round
+// trip and one implicit commit. MySQL has no RETURNING, so the statement
+// hands back the row's new state through LAST_INSERT_ID(expr), which the
+// server reports in the statement's OK packet: the window's end in Unix
+// seconds in the high 32 bits, the hits in the low 32 bits (the column keeps
+// only the low half). Assignments run left to right, so hits is computed
+// from the old expires_at before the second assignment replaces it. InnoDB
+// may pick the statement as a deadlock victim when many first hits of a new
+// key race; it is then retried.
 func (s *SQLStore) incrementMySQL(ctx context.Context, id string, count, nowMS, expMS int64) (hits, expires int64, err error) {
+	packedNew := uint64(expMS/1000)<<32 | uint64(count)
 	for attempt := 0; ; attempt++ {
-		hits, expires, err = s.incrementMySQLOnce(ctx, id, count, nowMS, expMS)
-		if err == nil || attempt >= 5 || !retryable(err) || ctx.Err() != nil {
-			return hits, expires, err
+		var res sql.Result
+		res, err = s.db.ExecContext(ctx, `INSERT INTO rate_limit_counters (id, hits, expires_at)
+VALUES (?, LAST_INSERT_ID(?) & 4294967295, ?)
+ON DUPLICATE KEY UPDATE
+	hits = LAST_INSERT_ID(
+		CAST(IF(expires_at <= ?, ?, expires_at) DIV 1000 AS UNSIGNED) * 4294967296
+		+ IF(expires_at <= ?, ?, LEAST(hits + ?, 4294967295))
+	) & 4294967295,
+	expires_at = IF(expires_at <= ?, ?, expires_at)`,
+			id, packedNew, expMS,
+			nowMS, expMS, nowMS, count, count,
+			nowMS, expMS)
+		if err == nil {
+			var packed int64
+			if packed, err = res.LastInsertId(); err == nil {
+				u := uint64(packed)
+				return int64(u & 0xFFFFFFFF), int64(u>>32) * 1000, nil
+			}
+		}
+		if attempt >= 5 || !retryable(err) || ctx.Err() != nil {
+			return 0, 0, err
 		}
 	}
-}
-
-func (s *SQLStore) incrementMySQLOnce(ctx context.Context, id string, count, nowMS, expMS int64) (hits, expires int64, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer tx.Rollback()
-	// Assignments run left to right: hits is decided on the old expires_at,
-	// which the second assignment then replaces.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO rate_limit_counters (id, hits, expires_at) VALUES (?, ?, ?)
-ON DUPLICATE KEY UPDATE
-	hits = IF(expires_at <= ?, ?, hits + ?),
-	expires_at = IF(expires_at <= ?, ?, expires_at)`,
-		id, count, expMS, nowMS, count, count, nowMS, expMS); err != nil {
-		return 0, 0, err
-	}
-	if err := tx.QueryRowContext(ctx, "SELECT hits, expires_at FROM rate_limit_counters WHERE id = ? FOR UPDATE", id).Scan(&hits, &expires); err != nil {
-		return 0, 0, err
-	}
-	return hits, expires, tx.Commit()
 }
 
 // retryable reports whether err is a MySQL deadlock or lock wait timeout.
