@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -35,7 +36,7 @@ CLAUDE_DATABASE environment variable, the setting the Caddyfiles read.`,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "healthcheck",
-		Usage: "[--url <url>] [--timeout <duration>]",
+		Usage: "[--url <url> | --path <path>] [--timeout <duration>]",
 		Short: "Exits 0 when the local gateway answers its readiness probe",
 		Long: `
 Requests the gateway's probe and exits 0 on a 2xx answer, 1 otherwise, for
@@ -44,7 +45,8 @@ container HEALTHCHECKs in images without curl. The connection always goes to
 check sees the local process through its real certificate name; the certificate
 itself is not verified.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.Flags().String("url", "", "probe URL (default https://$DOMAIN/api/live, or https://localhost:8443/api/live)")
+			cmd.Flags().String("url", "", "probe URL (default https://$DOMAIN<path>, or https://localhost:8443<path>)")
+			cmd.Flags().String("path", "/api/live", "probe path when --url is not given, e.g. /api/ready for a readiness probe")
 			cmd.Flags().Duration("timeout", 5*time.Second, "how long to wait for the answer")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdHealthcheck)
 		},
@@ -84,9 +86,13 @@ func cmdMigrate(fl caddycmd.Flags) (int, error) {
 func cmdHealthcheck(fl caddycmd.Flags) (int, error) {
 	raw := fl.String("url")
 	if raw == "" {
-		raw = "https://localhost:8443/api/live"
+		p := fl.String("path")
+		if !strings.HasPrefix(p, "/") {
+			return 1, fmt.Errorf("healthcheck: --path %q must start with /", p)
+		}
+		raw = "https://localhost:8443" + p
 		if d := os.Getenv("DOMAIN"); d != "" {
-			raw = "https://" + d + "/api/live"
+			raw = "https://" + d + p
 		}
 	}
 	u, err := url.Parse(raw)

@@ -216,6 +216,16 @@ func TestGatewayImage(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	t.Run("the binary probes itself", func(t *testing.T) {
+		// Liveness (the HEALTHCHECK above) and readiness, as the Kubernetes exec probes run them.
+		docker(t, "exec", gateway, imagefs.BinaryPath, "healthcheck", "--path", "/api/ready")
+		// A path that is not a probe answers 401 here: the check must fail.
+		r := run(t, "", nil, time.Minute, "docker", "exec", gateway, imagefs.BinaryPath, "healthcheck", "--path", "/api/not-a-probe")
+		if r.err == nil {
+			t.Error("healthcheck --path /api/not-a-probe exited 0")
+		}
+	})
+
 	t.Run("published port answers from the host", func(t *testing.T) {
 		httpsAddr := docker(t, "port", gateway, "443/tcp")
 		httpAddr := docker(t, "port", gateway, "80/tcp")

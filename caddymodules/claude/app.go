@@ -28,7 +28,8 @@ type App struct {
 	// Database selects the gateway's store: "sqlite:<path>" (embedded, the
 	// default, in Caddy's data directory) or
 	// "mysql://user:pass@tcp(host:3306)/db" for MySQL 8.0 / MariaDB 10.11,
-	// which replicas share.
+	// which replicas share. Global placeholders ({env.*}, {file.*}) are
+	// expanded at provisioning, so the password may come from a secret file.
 	Database string `json:"database,omitempty"`
 
 	// Workspace is the directory that holds the session workspaces
@@ -67,6 +68,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Database == "" {
 		a.Database = DefaultDatabase()
 	}
+	// Global placeholders let the password come from a secret file, e.g.
+	// mysql://claude:{file./run/secrets/mysql_password}@tcp(mysql:3306)/db,
+	// so it is neither in the environment nor in the autosaved config.
+	a.Database = caddy.NewReplacer().ReplaceKnown(a.Database, "")
 	if a.Workspace == "" {
 		a.Workspace = "./workspace"
 	}
