@@ -184,7 +184,7 @@ func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, writt
 		return false, 0, err
 	}
 	buf := make([]byte, 256<<10)
-	written, err = io.CopyBuffer(onlyWriter{out}, io.LimitReader(body, limit+1), buf)
+	written, err = io.CopyBuffer(&writeback{f: out}, io.LimitReader(body, limit+1), buf)
 	if err != nil {
 		return fail(fmt.Errorf("sessions: receiving %s: %w", rel, err))
 	}
@@ -260,7 +260,9 @@ func (s *Store) journalUpload(id, tmp string) (string, error) {
 	if err := s.root.MkdirAll(path.Join(id, uploadsDir), 0o755); err != nil {
 		return "", fmt.Errorf("sessions: upload journal of %s: %w", id, err)
 	}
-	if err := writeSynced(s.root, marker, []byte(tmp)); err != nil {
+	// Not synced: the marker matters after a process crash, which keeps the
+	// page cache; after a power loss an unlisted temporary file may remain.
+	if err := s.root.WriteFile(marker, []byte(tmp), 0o644); err != nil {
 		return "", fmt.Errorf("sessions: upload journal of %s: %w", id, err)
 	}
 	return marker, nil
@@ -322,9 +324,26 @@ func entryType(m fs.FileMode) string {
 	return "other"
 }
 
-// onlyWriter hides the ReadFrom of *os.File, so io.CopyBuffer uses its
-// buffer and the limit applies in one place.
-type onlyWriter struct{ io.Writer }
+// writeback writes to f and starts the disk write-back of every few MiB
+// while the rest of the body is still arriving, so receiving and writing to
+// disk overlap. It also hides the ReadFrom of *os.File, so io.CopyBuffer uses
+// its buffer.
+type writeback struct {
+	f               *os.File
+	written, synced int64
+}
+
+const writebackChunk = 2 << 20
+
+func (w *writeback) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if w.written-w.synced >= writebackChunk {
+		startWriteback(w.f, w.synced, w.written-w.synced)
+		w.synced = w.written
+	}
+	return n, err
+}
 
 func sortEntries(es []Entry) {
 	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })

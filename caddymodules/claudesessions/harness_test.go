@@ -40,6 +40,8 @@ func startGateway(t testing.TB, setting string, env map[string]string) *gw {
 	e := map[string]string{
 		"CLAUDE_DATABASE": setting,
 		"SECRET_KEY":      gatewaytest.TestSecret,
+		// These tests measure the session API, not the per-user API limit.
+		"RATE_LIMIT_PER_MINUTE": "1000000",
 	}
 	for k, v := range env {
 		e[k] = v
