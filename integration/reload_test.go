@@ -89,9 +89,17 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("closing the WebSocket: %v", err)
 	}
 
-	log := s.gw.Log()
-	opened := strings.Count(log, `"msg":"database ready"`) - strings.Count(log, `"reused":true`)
-	reused := strings.Count(log, `"msg":"database ready"`) - opened
+	var opened, reused int
+	for _, line := range strings.Split(s.gw.Log(), "\n") {
+		if !strings.Contains(line, `"msg":"database ready"`) {
+			continue
+		}
+		if strings.Contains(line, `"reused":true`) {
+			reused++
+		} else {
+			opened++
+		}
+	}
 	if opened != 1 || reused != reloads {
 		t.Fatalf("database pool opened %d times and re-used %d times over %d reloads; want 1 and %d", opened, reused, reloads, reloads)
 	}
