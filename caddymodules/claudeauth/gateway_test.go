@@ -1,6 +1,7 @@
 package claudeauth_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
@@ -650,5 +652,86 @@ func TestDevGeneratesSecret(t *testing.T) {
 	s.gw.Restart()
 	if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(l.token), ""); a.StatusCode != http.StatusOK {
 		t.Fatalf("token from before the restart: %d %s", a.StatusCode, a.body)
+	}
+}
+
+// TestWebSocketCookie: a browser WebSocket carries the access cookie (never a
+// token in the URL); without a valid one the upgrade is refused before any
+// upstream sees it.
+func TestWebSocketCookie(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), nil)
+	l := s.login(t, "admin", adminPassword)
+	origin := fmt.Sprintf("https://localhost:%d", s.gw.HTTPSPort)
+	dial := func(query string, h http.Header) (*websocket.Conn, *http.Response, error) {
+		tr := s.gw.Transport()
+		tr.ForceAttemptHTTP2 = false
+		tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return websocket.Dial(ctx, "wss://localhost:"+strconv.Itoa(s.gw.HTTPSPort)+"/ws/agent"+query,
+			&websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: h})
+	}
+	c, _, err := dial("", http.Header{"Origin": {origin}, "Cookie": {claudeauth.AccessCookie + "=" + l.token}})
+	if err != nil {
+		t.Fatalf("dial with the cookie: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := c.Read(ctx)
+	if err != nil || string(msg) != "backend:hi" {
+		t.Fatalf("echo: %q %v", msg, err)
+	}
+	if got := s.backend.Last.Load().Header.Get("X-Auth-User-Name"); got != "admin" {
+		t.Fatalf("the upgrade reached the backend as %q", got)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+
+	for name, tc := range map[string]struct {
+		query string
+		h     http.Header
+	}{
+		"no token":              {"", http.Header{"Origin": {origin}}},
+		"token in the URL only": {"?access_token=" + l.token + "&token=" + l.token, http.Header{"Origin": {origin}}},
+		"forged cookie": {"", http.Header{"Origin": {origin}, "Cookie": {claudeauth.AccessCookie + "=" +
+			mint(t, jwt.SigningMethodHS256, []byte("wrong-key-0123456789abcdef-0123456789abcdef"), claims(nil))}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := s.hits()
+			_, resp, err := dial(tc.query, tc.h)
+			if err == nil {
+				t.Fatal("upgraded")
+			}
+			if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("dial: %v %v", err, resp)
+			}
+			if s.hits() != before {
+				t.Fatal("the upgrade reached an upstream")
+			}
+		})
+	}
+}
+
+// TestRegulationAndRevocationsSurviveReload: a config reload keeps the login
+// bans and the revocation list (both live in a caddy.UsagePool).
+func TestRegulationAndRevocationsSurviveReload(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), map[string]string{"SECRET_KEY": ""}) // the dev key file
+	l := s.login(t, "admin", adminPassword)
+	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/logout", bearer(l.token), ""); a.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout: %d", a.StatusCode)
+	}
+	for i := range 5 {
+		s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"guess-`+strconv.Itoa(i)+`"}`)
+	}
+	if err := s.gw.Load(s.gw.Config + "\n# reloaded\n"); err != nil {
+		t.Fatal(err)
+	}
+	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"`+adminPassword+`"}`); a.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("ban after reload: %d %s", a.StatusCode, a.body)
+	}
+	if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(l.token), ""); a.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("revoked token after reload: %d", a.StatusCode)
 	}
 }
