@@ -168,3 +168,13 @@ diagnostics: ## Print what a bug report needs: versions, containers, health, res
 	-$(DIND_CLI) info --format 'dind: {{.ServerVersion}}, {{.Containers}} containers, {{.Images}} images'
 	-docker stats --no-stream
 	-$(DC) logs --tail=50
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes (kubernetes/): N replicas on shared MySQL and a ReadWriteMany workspace.
+.PHONY: k8s-config
+k8s-config: ## Copy the production Caddyfile into kubernetes/ (the ConfigMap's source) for `kubectl apply -k kubernetes/`.
+	cp Caddyfile kubernetes/Caddyfile
+
+.PHONY: dind-certs
+dind-certs: ## Write the DinD daemon's mutual-TLS certificates for Kubernetes into $(SECRETS_DIR)/dind.
+	deploy/dind-certs.sh $(SECRETS_DIR)/dind
