@@ -41,7 +41,9 @@ type Gate struct {
 	// CookieSameSite is the SameSite attribute of the IDE host's cookie:
 	// "lax" (default; the app and IDE hosts are one site, as app.example.com
 	// and ide.example.com are), "strict", or "none" when the browser sees the
-	// two hosts as different sites (localhost and ide.localhost are).
+	// two hosts as different sites (localhost and ide.localhost are). A "none"
+	// cookie is also Partitioned (CHIPS): browsers that block third-party
+	// cookies still keep it for the IDE iframe inside the app, and only there.
 	CookieSameSite string `json:"cookie_same_site,omitempty"`
 
 	sameSite http.SameSite
@@ -132,6 +134,7 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 		Name: claudeauth.AccessCookie, Value: token, Path: "/",
 		MaxAge:   max(1, int(time.Until(claims.ExpiresAt.Time).Seconds())),
 		HttpOnly: true, Secure: true, SameSite: g.sameSite,
+		Partitioned: g.sameSite == http.SameSiteNoneMode,
 	})
 	http.Redirect(w, r, claudeauth.SafeNext(grant.Next), http.StatusFound)
 	return nil

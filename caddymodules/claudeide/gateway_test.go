@@ -131,7 +131,7 @@ func TestIDESignOn(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/?folder=/workspace" || ideCookie == nil {
 		t.Fatalf("callback: %d %q %v", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Values("Set-Cookie"))
 	}
-	if !ideCookie.HttpOnly || !ideCookie.Secure || ideCookie.Domain != "" || ideCookie.Path != "/" || ideCookie.SameSite != http.SameSiteNoneMode {
+	if !ideCookie.HttpOnly || !ideCookie.Secure || ideCookie.Domain != "" || ideCookie.Path != "/" || ideCookie.SameSite != http.SameSiteNoneMode || !ideCookie.Partitioned {
 		t.Errorf("IDE cookie attributes: %+v", ideCookie)
 	}
 
