@@ -34,6 +34,7 @@ type state struct {
 	syncEvery   atomic.Int64 // time.Duration, the latest config's
 	cancel      context.CancelFunc
 	done        chan struct{}
+	now         func() time.Time // nil: time.Now
 }
 
 // Destruct stops the background loop; it lets state live in a caddy.UsagePool.
@@ -99,6 +100,26 @@ func (s *state) loop(ctx context.Context, db *store.DB, logger *zap.Logger) {
 	}
 }
 
+// staleAfter is how many sync intervals without a successful read of the
+// revocation list make the "revocations" health check fail (at least 30s).
+const staleAfter = 10
+
+// check is the "revocations" health check: it fails while the revocation list
+// has not been read for a while (the database is unreachable), because a
+// token revoked meanwhile elsewhere is still honoured here.
+func (s *state) check(context.Context) error {
+	bound := max(staleAfter*time.Duration(s.syncEvery.Load()), 30*time.Second)
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	last := s.revocations.LastSync()
+	if age := now().Sub(last); last.IsZero() || age > bound {
+		return fmt.Errorf("revocation list not read for %s", age.Round(time.Second))
+	}
+	return nil
+}
+
 // Auth is the authentication service of one config, as handlers use it.
 // Acquire one in Provision and Release it in Cleanup.
 type Auth struct {
@@ -154,6 +175,7 @@ func Acquire(ctx caddy.Context) (*Auth, error) {
 	st := val.(*state)
 	st.syncEvery.Store(int64(syncEvery))
 	st.regulator.SetPolicy(policy)
+	app.Health().Register("revocations", false, st.check)
 	svc := auth.NewService(tokens, users, auth.NewRefreshTokens(db, time.Duration(cfg.RefreshTTL)), st.revocations, st.regulator)
 	return &Auth{Service: svc, poolKey: app.Database}, nil
 }
