@@ -139,6 +139,8 @@ func (a *App) provisionSessions(ctx caddy.Context) error {
 		conf.store.SetConfig(cfg)
 	}
 	conf.store.StartReaper(interval)
+	logger.Info("session store ready", zap.String("dir", conf.store.Dir()), zap.Bool("reused", loaded),
+		zap.Duration("reap_interval", interval))
 
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "claude",

@@ -434,3 +434,46 @@ var (
 	all       = []string{"GET", "PUT", "DELETE"}
 	readWrite = []string{"GET", "PUT"}
 )
+
+// TestReloadKeepsStoreAndReaper reloads the config twice: the store is
+// re-used (its start-up repair ran once), the reaper still expires idle
+// sessions after the old configs are gone, and new limits apply.
+func TestReloadKeepsStoreAndReaper(t *testing.T) {
+	setting := testenv.SQLiteDatabase(t)
+	w := startGateway(t, setting, map[string]string{"SESSION_TIMEOUT": "2"})
+	idle := w.create(w.alice)
+	active := w.create(w.alice)
+	for i := 0; i < 2; i++ {
+		// A changed config, so that Caddy really reloads (an identical one is skipped).
+		cfg := strings.Replace(w.g.Config, "{$MAX_SESSIONS:100}", fmt.Sprint(200+i), 1)
+		if err := w.g.Load(cfg); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, "after reload", w.do("GET", "/api/sessions/"+active.ID, w.alice, nil), 200, "")
+	}
+	for end := time.Now().Add(4500 * time.Millisecond); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
+		expect(t, "use the active session", w.do("GET", "/api/sessions/"+active.ID+"/history", w.alice, nil), 200, "")
+	}
+	expect(t, "idle after reloads", w.do("GET", "/api/sessions/"+idle.ID, w.alice, nil), 404, "session_not_found")
+	log := w.g.Log()
+	if fresh, reused := strings.Count(log, `"msg":"session store ready"`)-strings.Count(log, `"reused":true,"reap_interval"`), strings.Count(log, `"reused":true,"reap_interval"`); fresh != 1 || reused != 2 {
+		t.Errorf("session store opened %d times and re-used %d times over two reloads; want 1 and 2", fresh, reused)
+	}
+
+	limited := strings.Replace(w.g.Config, "{$MAX_SESSIONS:100}", "1", 1)
+	if limited == w.g.Config {
+		t.Fatal("Caddyfile.dev has no max_sessions {$MAX_SESSIONS:100}")
+	}
+	if err := w.g.Load(limited); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "cap lowered by a reload", w.do("POST", "/api/sessions", w.bob, nil), 409, "session_limit_reached")
+	assertConsistent(t, setting, w.sessionsDir())
+	if t.Failed() {
+		for _, l := range strings.Split(w.g.Log(), "\n") {
+			if strings.Contains(l, "session store") || strings.Contains(l, "load") {
+				t.Log(l)
+			}
+		}
+	}
+}
