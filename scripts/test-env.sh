@@ -3,7 +3,7 @@
 # the tests read, as `export` lines for the Makefile to eval:
 #   - MariaDB from Debian's packages, started on 127.0.0.1:${CLAUDE_TEST_MYSQL_PORT:-3306}
 #     with a test user that may create the per-test databases;
-#   - Chromium and wrk from Debian's packages;
+#   - Chromium, wrk, docker-compose and openssl from Debian's packages;
 #   - the sandbox image claude-sandbox:local for the Docker engine (scripts/sandbox-image.sh).
 # Everything it starts keeps running after it exits; running it again is cheap.
 set -euo pipefail
@@ -20,6 +20,8 @@ command -v mariadbd >/dev/null 2>&1 || need_pkgs+=(mariadb-server mariadb-client
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 if ((${#need_pkgs[@]})); then
 	log "installing ${need_pkgs[*]} from Debian's packages"
 	export DEBIAN_FRONTEND=noninteractive
