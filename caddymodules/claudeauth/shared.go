@@ -101,14 +101,14 @@ func (s *state) loop(ctx context.Context, db *store.DB, logger *zap.Logger) {
 }
 
 // staleAfter is how many sync intervals without a successful read of the
-// revocation list make the "revocations" health check fail (at least 30s).
-const staleAfter = 10
+// revocation list make the "revocations" health check fail (at least 1 minute).
+const staleAfter = 30
 
 // check is the "revocations" health check: it fails while the revocation list
 // has not been read for a while (the database is unreachable), because a
 // token revoked meanwhile elsewhere is still honoured here.
 func (s *state) check(context.Context) error {
-	bound := max(staleAfter*time.Duration(s.syncEvery.Load()), 30*time.Second)
+	bound := max(staleAfter*time.Duration(s.syncEvery.Load()), time.Minute)
 	now := time.Now
 	if s.now != nil {
 		now = s.now
