@@ -1,15 +1,22 @@
 package claudelimit_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
+	_ "github.com/claude-gateway/claude-gateway/plugin"
 )
 
 // TestDevCaddyfileLimits runs the repository's Caddyfile.dev: sign-in is
@@ -79,6 +86,76 @@ func TestDevCaddyfileLimits(t *testing.T) {
 			if a := get(t, g, p, nil); a.Status != http.StatusOK {
 				t.Fatalf("%s: %d %s", p, a.Status, a.Body)
 			}
+		}
+	}
+}
+
+// TestProductionCaddyfile adapts the repository's production Caddyfile: the
+// sign-in and API zones are in place and the client IP is taken strictly
+// from the right of X-Forwarded-For.
+func TestProductionCaddyfile(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOMAIN", "gateway.example.com")
+	t.Setenv("CLAUDE_DATABASE", "mysql://u:p@tcp(mysql:3306)/claude")
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(b, map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"trusted_proxies_strict":1`) {
+		t.Error("the production servers do not take the client IP strictly (trusted_proxies_strict)")
+	}
+	// The app host's route: the handler list that holds claude_sessions.
+	var route []any
+	var zones = map[string]map[string]any{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				if m, ok := e.(map[string]any); ok && m["handler"] == "claude_sessions" {
+					route = v
+				}
+				walk(e)
+			}
+		case map[string]any:
+			if v["handler"] == "claude_rate_limit" {
+				for _, z := range v["zones"].([]any) {
+					zm := z.(map[string]any)
+					zones[zm["name"].(string)] = zm
+				}
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(cfg)
+	pos := map[string][]int{}
+	for i, h := range route {
+		name, _ := h.(map[string]any)["handler"].(string)
+		pos[name] = append(pos[name], i)
+	}
+	if len(pos["claude_rate_limit"]) != 2 || len(pos["claude_auth"]) != 1 || len(pos["claude_auth_api"]) != 1 {
+		t.Fatalf("app route handlers: %v", pos)
+	}
+	if lim, api, auth := pos["claude_rate_limit"], pos["claude_auth_api"][0], pos["claude_auth"][0]; !(lim[0] < api && api < auth && auth < lim[1]) {
+		t.Errorf("order: per-IP limits %d, claude_auth_api %d, claude_auth %d, per-user limits %d", lim[0], api, auth, lim[1])
+	}
+	for name, want := range map[string]string{
+		"login":    `{"key":["{http.vars.client_ip}"],"match":[{"path":["/api/auth/login"]},{"method":["POST"],"path":["/auth/login"]}],"name":"login","on_failure":"fail_closed","rate":"5/min","store":"sql"}`,
+		"auth_api": `{"key":["{http.vars.client_ip}"],"match":[{"path":["/api/auth/*"]}],"name":"auth_api","rate":"30/min","store":"sql"}`,
+		"api":      `{"exempt":[{"path":["/api/live","/api/ready","/api/health"]}],"key":["{http.auth.user.id}","{http.vars.client_ip}"],"match":[{"path":["/api/*"]}],"name":"api","rate":"30/min","store":"sql"}`,
+	} {
+		got, _ := json.Marshal(zones[name])
+		if string(got) != want {
+			t.Errorf("zone %s:\n got %s\nwant %s", name, got, want)
 		}
 	}
 }
