@@ -125,6 +125,19 @@ func (s *Store) Redeem(ctx context.Context, audience, ticket string) (Grant, err
 	return g, nil
 }
 
+// Recent counts the tickets issued to userID within the store's TTL. A browser
+// that does not keep the IDE host's cookie comes back for ticket after ticket;
+// the count lets the caller break that loop.
+func (s *Store) Recent(ctx context.Context, userID string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM ide_tickets WHERE user_id = ? AND created_at >= ?",
+		userID, s.now().Add(-s.ttl).UnixMilli()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("ideticket: counting recent tickets: %w", err)
+	}
+	return n, nil
+}
+
 func hash(ticket string) string {
 	sum := sha256.Sum256([]byte(ticket))
 	return hex.EncodeToString(sum[:])

@@ -95,6 +95,23 @@ func TestTickets(t *testing.T) {
 					t.Fatalf("%d redemptions won, want 1", wins.Load())
 				}
 			})
+			t.Run("recent tickets counted per user", func(t *testing.T) {
+				other := grant
+				other.User.ID = "u-recent"
+				for range 3 {
+					if _, err := s.Issue(ctx, ide, other); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if n, err := s.Recent(ctx, "u-recent"); err != nil || n != 3 {
+					t.Fatalf("Recent = %d, %v; want 3", n, err)
+				}
+				clock = clock.Add(31 * time.Second)
+				defer func() { clock = clock.Add(-31 * time.Second) }()
+				if n, err := s.Recent(ctx, "u-recent"); err != nil || n != 0 {
+					t.Fatalf("Recent after the TTL = %d, %v; want 0", n, err)
+				}
+			})
 			t.Run("only hashes stored, expired rows deleted", func(t *testing.T) {
 				tk, err := s.Issue(ctx, ide, grant)
 				if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeide"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 )
@@ -248,5 +249,19 @@ func TestIDEWebSocketOrigin(t *testing.T) {
 	}
 	if got := s.ide.Last.Load().Header.Get("Cookie"); got != "" {
 		t.Errorf("code-server's socket saw Cookie %q", got)
+	}
+}
+
+// TestIDEHandoffLoopStops: a browser that never keeps the IDE cookie comes
+// back for ticket after ticket; after MaxHandoffs it gets a page, not a loop.
+func TestIDEHandoffLoopStops(t *testing.T) {
+	s := startStack(t)
+	appCookie := s.login(t)
+	for i := 0; i < claudeide.MaxHandoffs; i++ {
+		s.handoff(t, appCookie, "/")
+	}
+	resp, body := s.do(t, http.MethodGet, s.app()+"/auth/ide?next=%2F", map[string]string{"Cookie": appCookie, "Accept": "text/html"})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Location") != "" || !strings.Contains(body, "could not sign you in") {
+		t.Fatalf("hand-off %d: %d Location %q", claudeide.MaxHandoffs+1, resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

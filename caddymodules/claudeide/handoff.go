@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -37,6 +38,9 @@ const (
 	DefaultCallbackPath = "/auth/ide/callback"
 	// DefaultLoginPath is the app host's login page.
 	DefaultLoginPath = "/auth/login"
+	// MaxHandoffs is how many tickets one user may get within a ticket
+	// lifetime; more means a redirect loop, which is then stopped.
+	MaxHandoffs = 10
 )
 
 // Handoff runs on the app host. `GET <path>?next=<IDE path>` from a browser
@@ -135,6 +139,17 @@ func (h *Handoff) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// Log in on the app host, then come back here.
 		back := h.Path + "?next=" + url.QueryEscape(target)
 		http.Redirect(w, r, h.LoginPath+"?next="+url.QueryEscape(back), http.StatusFound)
+		return nil
+	}
+	// A browser that does not keep the IDE host's cookie (third-party cookies
+	// blocked) would bounce between the hosts forever; stop it with an answer.
+	if n, err := h.tickets.Recent(r.Context(), claims.Subject); err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	} else if n >= MaxHandoffs {
+		h.logger.Warn("IDE sign-on loop stopped: the browser does not keep the IDE cookie", zap.String("user", claims.Subject))
+		w.Header().Set("Retry-After", strconv.Itoa(int(h.tickets.TTL().Seconds())))
+		writePage(w, http.StatusTooManyRequests, "The IDE could not sign you in",
+			"Your browser keeps refusing the IDE's sign-in cookie. Allow cookies for the IDE's site (or open the IDE in its own tab) and try again in a minute.")
 		return nil
 	}
 	ticket, err := h.tickets.Issue(r.Context(), h.ideOrigin, ideticket.Grant{User: claims.User(), SessionID: claims.SessionID, Next: target})
