@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ const maxLoginBody = 16 << 10
 
 // APIHandler serves the session API; other paths pass to the next handler.
 //
-//   - POST /api/auth/login {"username","password"}: 200
+//   - POST /api/auth/login {"username","password"} (application/json): 200
 //     {"access_token","token_type":"Bearer","expires_in"} and the access and
 //     refresh cookies; 401 invalid_credentials; 429 + Retry-After while the
 //     username or the client address is banned after repeated failures.
@@ -109,6 +110,12 @@ func (h *APIHandler) login(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
+	}
+	// JSON only: a cross-site page cannot send it without a CORS preflight, so
+	// no other site can sign a visitor in to an account of its choosing.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return apierror.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Send the credentials as application/json.")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxLoginBody))
 	if err := dec.Decode(&body); err != nil || body.Username == "" || body.Password == "" {

@@ -98,6 +98,12 @@ func (s *stack) do(t *testing.T, method, host, path string, header http.Header, 
 	return answer{resp, b}
 }
 
+// postLogin sends a login request with body as JSON.
+func (s *stack) postLogin(t *testing.T, body string) answer {
+	t.Helper()
+	return s.do(t, http.MethodPost, "localhost", "/api/auth/login", http.Header{"Content-Type": {"application/json"}}, body)
+}
+
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
 // cookies is what a browser on the app origin sends: the cookies and its Origin
@@ -314,7 +320,7 @@ func TestPublicPaths(t *testing.T) {
 			t.Errorf("%s without a token: %d %s", p, a.StatusCode, a.body)
 		}
 	}
-	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"wrong-password"}`); a.StatusCode != http.StatusUnauthorized || a.code(t) != "invalid_credentials" {
+	if a := s.postLogin(t, `{"username":"admin","password":"wrong-password"}`); a.StatusCode != http.StatusUnauthorized || a.code(t) != "invalid_credentials" {
 		t.Errorf("login without a token: %d %s", a.StatusCode, a.body)
 	}
 	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", nil, ""); a.StatusCode != http.StatusUnauthorized || a.code(t) != "invalid_refresh_token" {
@@ -407,13 +413,21 @@ func TestSessionFlow(t *testing.T) {
 			}
 
 			// Wrong password and unknown user: the same answer.
-			wrong := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"not-the-password"}`)
-			unknown := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"nobody","password":"not-the-password"}`)
+			wrong := s.postLogin(t, `{"username":"admin","password":"not-the-password"}`)
+			unknown := s.postLogin(t, `{"username":"nobody","password":"not-the-password"}`)
 			if wrong.StatusCode != http.StatusUnauthorized || unknown.StatusCode != wrong.StatusCode || string(unknown.body) != string(wrong.body) {
 				t.Fatalf("wrong password %d %s / unknown user %d %s", wrong.StatusCode, wrong.body, unknown.StatusCode, unknown.body)
 			}
-			if a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":`); a.StatusCode != http.StatusBadRequest || a.code(t) != "invalid_request" {
+			if a := s.postLogin(t, `{"username":`); a.StatusCode != http.StatusBadRequest || a.code(t) != "invalid_request" {
 				t.Fatalf("malformed login: %d %s", a.StatusCode, a.body)
+			}
+			// Login CSRF: a form or text/plain body (no preflight needed cross-site) is refused.
+			for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", ""} {
+				a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", http.Header{"Content-Type": {ct}},
+					`{"username":"admin","password":"`+adminPassword+`"}`)
+				if a.StatusCode != http.StatusUnsupportedMediaType || a.Header.Get("Set-Cookie") != "" {
+					t.Fatalf("login as %q: %d %s", ct, a.StatusCode, a.body)
+				}
 			}
 			if a := s.do(t, http.MethodGet, "localhost", "/api/auth/login", nil, ""); a.StatusCode != http.StatusMethodNotAllowed {
 				t.Fatalf("GET login: %d %s", a.StatusCode, a.body)
@@ -510,7 +524,7 @@ https://localhost:{$CLAUDE_HTTPS_PORT} {
 func TestBruteForce(t *testing.T) {
 	s := startStack(t, testenv.SQLiteDatabase(t), nil)
 	for i := range 5 {
-		a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"guess-`+strconv.Itoa(i)+`"}`)
+		a := s.postLogin(t, `{"username":"admin","password":"guess-`+strconv.Itoa(i)+`"}`)
 		if a.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: %d %s", i, a.StatusCode, a.body)
 		}
@@ -519,7 +533,7 @@ func TestBruteForce(t *testing.T) {
 		`{"username":"admin","password":"` + adminPassword + `"}`,
 		`{"username":"other","password":"whatever-1"}`,
 	} {
-		a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, body)
+		a := s.postLogin(t, body)
 		if a.StatusCode != http.StatusTooManyRequests || a.code(t) != "too_many_failed_logins" {
 			t.Fatalf("after 5 failures: %d %s", a.StatusCode, a.body)
 		}
@@ -723,12 +737,12 @@ func TestRegulationAndRevocationsSurviveReload(t *testing.T) {
 		t.Fatalf("logout: %d", a.StatusCode)
 	}
 	for i := range 5 {
-		s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"guess-`+strconv.Itoa(i)+`"}`)
+		s.postLogin(t, `{"username":"admin","password":"guess-`+strconv.Itoa(i)+`"}`)
 	}
 	if err := s.gw.Load(s.gw.Config + "\n# reloaded\n"); err != nil {
 		t.Fatal(err)
 	}
-	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/login", nil, `{"username":"admin","password":"`+adminPassword+`"}`); a.StatusCode != http.StatusTooManyRequests {
+	if a := s.postLogin(t, `{"username":"admin","password":"`+adminPassword+`"}`); a.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("ban after reload: %d %s", a.StatusCode, a.body)
 	}
 	if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(l.token), ""); a.StatusCode != http.StatusUnauthorized {
