@@ -2,7 +2,10 @@ package claudeauth
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 func TestSafeNext(t *testing.T) {
@@ -69,5 +72,36 @@ func TestTokenFromRequest(t *testing.T) {
 				t.Fatalf("got %q %q, want %q %q", tok, method, tc.wantTok, tc.wantMethod)
 			}
 		})
+	}
+}
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	cases := []struct {
+		name, input string
+		want        Handler
+		wantErr     bool
+	}{
+		{"bare", "claude_auth", Handler{}, false},
+		{"options", "claude_auth {\n public /api/live /auth/*\n public /x\n login_url https://app.example/auth/login\n}",
+			Handler{Public: []string{"/api/live", "/auth/*", "/x"}, LoginURL: "https://app.example/auth/login"}, false},
+		{"argument", "claude_auth /x", Handler{}, true},
+		{"unknown option", "claude_auth {\n secret abc\n}", Handler{}, true},
+		{"public without paths", "claude_auth {\n public\n}", Handler{}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil && (strings.Join(h.Public, " ") != strings.Join(tc.want.Public, " ") || h.LoginURL != tc.want.LoginURL) {
+				t.Fatalf("got %+v, want %+v", h, tc.want)
+			}
+		})
+	}
+	var api APIHandler
+	if err := api.UnmarshalCaddyfile(caddyfile.NewTestDispenser("claude_auth_api {\n access_ttl 5m\n}")); err == nil {
+		t.Fatal("claude_auth_api accepted an option")
 	}
 }
