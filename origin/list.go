@@ -61,6 +61,9 @@ func (l *List) Allows(origin string) bool {
 	if l == nil || origin == "" {
 		return false
 	}
+	if _, ok := l.set[origin]; ok { // browsers send the canonical form
+		return true
+	}
 	o, err := Canonical(origin)
 	if err != nil {
 		return false

@@ -52,12 +52,15 @@ func (p *Policy) allowed(r *http.Request, origin string) bool {
 	if origin == "" {
 		return false
 	}
+	if p.List.Allows(origin) {
+		return true
+	}
 	if self, err := Canonical(RequestOrigin(r)); err == nil {
 		if o, err := Canonical(origin); err == nil && o == self {
 			return true
 		}
 	}
-	return p.List.Allows(origin)
+	return false
 }
 
 // RequestOrigin is the origin the request was sent to: https when it came over
