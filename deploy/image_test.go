@@ -368,3 +368,34 @@ func TestGatewayImage(t *testing.T) {
 		}
 	})
 }
+
+// The Dockerfile's builder stage compiles what .dockerignore lets into the
+// build context: the context the engine really receives (copied into an image
+// and exported back) builds every package, embedded files included.
+func TestDockerBuildContext(t *testing.T) {
+	testenv.Docker(t)
+	work := t.TempDir()
+	writeFile(t, work, "Dockerfile", "FROM scratch\nCOPY . /src\n")
+	tag := "cgw-" + testenv.RandomHex(4) + "-context:test"
+	docker(t, "build", "-q", "-f", filepath.Join(work, "Dockerfile"), "-t", tag, repoRoot(t))
+	dockerCleanup(t, "image", "rm", "-f", tag)
+	cid := docker(t, "create", tag, "/none")
+	dockerCleanup(t, "rm", "-f", cid)
+	out := filepath.Join(work, "context")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, work, nil, 5*time.Minute, "sh", "-c", "docker export "+cid+" | tar -x -C "+out); r.err != nil {
+		t.Fatalf("export: %v %s", r.err, r.stderr)
+	}
+	src := filepath.Join(out, "src")
+	for _, unwanted := range []string{".git", "bin", ".env", "secrets", "deploy/image_test.go"} {
+		if _, err := os.Stat(filepath.Join(src, unwanted)); err == nil {
+			t.Errorf("%s is in the build context", unwanted)
+		}
+	}
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-trimpath")
+	if r := run(t, src, env, 10*time.Minute, "go", "build", "./..."); r.err != nil {
+		t.Fatalf("go build ./... in the build context: %v\n%s", r.err, r.stderr)
+	}
+}
