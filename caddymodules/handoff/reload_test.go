@@ -64,6 +64,7 @@ func TestReloadLosesNothing(t *testing.T) {
 			t.Logf("%s: keep-alive HTTP/1.1 without retries: %d ok, %d closed before any response, %d broken responses",
 				v.name, r.keepAliveOK, r.keepAliveClosed, r.keepAliveBroken)
 			t.Logf("%s: keep-alive HTTP/1.1 with Go's retry of idempotent requests: %s", v.name, r.retrying.summary())
+			t.Logf("%s: keep-alive HTTP/2: %s", v.name, r.h2KeepAlive.summary())
 			t.Logf("%s: file descriptors %d before, %d after %d reloads; /load took %s on average",
 				v.name, r.fdBefore, r.fdAfter, v.reloads, r.loadTime/time.Duration(v.reloads))
 			if !v.strict {
@@ -74,6 +75,9 @@ func TestReloadLosesNothing(t *testing.T) {
 			}
 			if r.retrying.failed.Load() != 0 {
 				t.Errorf("%d requests failed on a keep-alive client that retries idempotent requests; want 0", r.retrying.failed.Load())
+			}
+			if r.h2KeepAlive.failed.Load() != 0 {
+				t.Errorf("%d requests failed on a keep-alive HTTP/2 client; want 0", r.h2KeepAlive.failed.Load())
 			}
 			if r.keepAliveBroken != 0 {
 				t.Errorf("%d keep-alive responses were cut short; a reload may only close idle connections", r.keepAliveBroken)
@@ -121,7 +125,7 @@ func (c *counts) summary() string {
 }
 
 type reloadResult struct {
-	fresh, retrying                               counts
+	fresh, retrying, h2KeepAlive                  counts
 	keepAliveOK, keepAliveClosed, keepAliveBroken int64
 	fdBefore, fdAfter                             int
 	loadTime                                      time.Duration // spent in /load
@@ -179,6 +183,9 @@ func runReloads(t *testing.T, config string, reloads int) *reloadResult {
 	retrying := g.Client()
 	retrying.Transport.(*http.Transport).TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	run(func() { r.retrying.add(get(retrying, live, http.StatusOK, "HTTP/1.1")) })
+	// Keep-alive HTTP/2: a reload ends the old connections with GOAWAY.
+	h2KeepAlive := g.Client()
+	run(func() { r.h2KeepAlive.add(get(h2KeepAlive, live, http.StatusOK, "HTTP/2.0")) })
 	// Keep-alive without any retry, to measure what a naive client sees.
 	var kaOK, kaClosed, kaBroken atomic.Int64
 	wg.Add(1)
@@ -217,7 +224,7 @@ func runReloads(t *testing.T, config string, reloads int) *reloadResult {
 	r.keepAliveOK, r.keepAliveClosed, r.keepAliveBroken = kaOK.Load(), kaClosed.Load(), kaBroken.Load()
 
 	echo(t, ws, fmt.Sprintf("after %d reloads", reloads))
-	for _, c := range []*http.Client{h1, h2, retrying} {
+	for _, c := range []*http.Client{h1, h2, retrying, h2KeepAlive} {
 		c.CloseIdleConnections()
 	}
 	r.fdAfter = settledFDs(t, g, r.fdBefore)
