@@ -749,3 +749,55 @@ func TestRegulationAndRevocationsSurviveReload(t *testing.T) {
 		t.Fatalf("revoked token after reload: %d", a.StatusCode)
 	}
 }
+
+// TestKeyRotation: after a key change, tokens signed with the previous key
+// (SECRET_KEY_PREVIOUS) are still accepted, and new tokens carry the new key.
+func TestKeyRotation(t *testing.T) {
+	newKey := "rotated-key-0123456789abcdef-0123456789abcdef"
+	s := startStack(t, testenv.SQLiteDatabase(t), map[string]string{"SECRET_KEY": newKey, "SECRET_KEY_PREVIOUS": gatewaytest.TestSecret})
+	old := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-old", "olduser", "user", time.Hour)
+	if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(old), ""); a.StatusCode != http.StatusOK {
+		t.Fatalf("token signed with the previous key: %d", a.StatusCode)
+	}
+	l := s.login(t, "admin", adminPassword)
+	if _, err := jwt.Parse(l.token, func(*jwt.Token) (any, error) { return []byte(newKey), nil }, jwt.WithValidMethods([]string{"HS256"})); err != nil {
+		t.Fatalf("a new token does not verify with the new key: %v", err)
+	}
+	if _, err := jwt.Parse(l.token, func(*jwt.Token) (any, error) { return []byte(gatewaytest.TestSecret), nil }); err == nil {
+		t.Fatal("a new token verifies with the previous key")
+	}
+	other := gatewaytest.AccessToken(t, "some-other-key-0123456789abcdef-0123456789", "u-x", "x", "user", time.Hour)
+	if a := s.do(t, http.MethodGet, "localhost", "/api/x", bearer(other), ""); a.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("token signed with an unknown key: %d", a.StatusCode)
+	}
+}
+
+// TestFirstStartGeneratesAdmin: with no user and no CLAUDE_ADMIN_PASSWORD the
+// gateway creates "admin" with a generated password, logged once only.
+func TestFirstStartGeneratesAdmin(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), map[string]string{"CLAUDE_ADMIN_PASSWORD": ""})
+	var password string
+	for _, line := range strings.Split(s.gw.Log(), "\n") {
+		var entry struct {
+			Msg      string `json:"msg"`
+			Username string `json:"username"`
+			Password string `json:"password"`
+		}
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Password != "" {
+			if password != "" {
+				t.Fatal("the password was logged twice")
+			}
+			password = entry.Password
+		}
+	}
+	if len(password) < 20 {
+		t.Fatalf("no generated password (at least 20 characters) in the log:\n%s", s.gw.LogTail(30))
+	}
+	s.login(t, "admin", password)
+	s.gw.Stop()
+	s.gw.Restart()
+	if n := strings.Count(s.gw.Log(), password); n != 0 {
+		t.Fatalf("the password was logged again after a restart")
+	}
+	s.login(t, "admin", password)
+}
