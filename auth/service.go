@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -62,13 +63,25 @@ type Service struct {
 
 // NewService returns a Service over its parts.
 func NewService(tokens *Tokens, users *Users, refresh *RefreshTokens, revocations *Revocations, regulator *Regulator) *Service {
-	// A hash of a random password at the store's cost: unknown usernames are
-	// compared against it, so they take as long as a wrong password.
-	dummy, err := bcrypt.GenerateFromPassword([]byte(GeneratePassword(20)), users.cost)
+	return &Service{Tokens: tokens, Users: users, Refresh: refresh, Revocations: revocations, Regulator: regulator,
+		dummyHash: dummyHash(users.cost)}
+}
+
+// dummyHashes holds, per bcrypt cost, the hash of a random password that
+// unknown usernames are compared against, so they take as long as a wrong
+// password. Made once per cost and process: bcrypt is slow on purpose.
+var dummyHashes sync.Map // int → []byte
+
+func dummyHash(cost int) []byte {
+	if h, ok := dummyHashes.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(GeneratePassword(20)), cost)
 	if err != nil {
 		panic("bcrypt: " + err.Error())
 	}
-	return &Service{Tokens: tokens, Users: users, Refresh: refresh, Revocations: revocations, Regulator: regulator, dummyHash: dummy}
+	actual, _ := dummyHashes.LoadOrStore(cost, h)
+	return actual.([]byte)
 }
 
 // Regulation keys.
