@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
@@ -53,13 +54,15 @@ itself is not verified.`,
 	})
 }
 
-// DatabaseSetting returns the --database flag's value, else $CLAUDE_DATABASE.
+// DatabaseSetting returns the --database flag's value, else $CLAUDE_DATABASE,
+// with global placeholders expanded as the `claude` app does (a password in
+// {file./run/secrets/…}).
 func DatabaseSetting(fl caddycmd.Flags) (string, error) {
 	if s := fl.String("database"); s != "" {
-		return s, nil
+		return caddy.NewReplacer().ReplaceKnown(s, ""), nil
 	}
 	if s := os.Getenv("CLAUDE_DATABASE"); s != "" {
-		return s, nil
+		return caddy.NewReplacer().ReplaceKnown(s, ""), nil
 	}
 	return "", fmt.Errorf("no database: pass --database or set CLAUDE_DATABASE (sqlite:<path> or mysql://user:pass@tcp(host:3306)/db)")
 }

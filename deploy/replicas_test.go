@@ -88,6 +88,13 @@ func TestReplicasShareState(t *testing.T) {
 		t.Fatal("test bug: the password is still in the setting")
 	}
 
+	// An operator applies the migrations ahead of a rollout with the same setting.
+	migrate := run(t, repoRoot(t), append(os.Environ(), "CLAUDE_DATABASE="+database), 2*time.Minute,
+		gatewaytest.Binary(t), "migrate")
+	if migrate.err != nil || !strings.Contains(migrate.stdout, "schema version") {
+		t.Fatalf("migrate with the password in a file: %v\n%s%s", migrate.err, migrate.stdout, migrate.stderr)
+	}
+
 	workspace := filepath.Join(t.TempDir(), "workspace")
 	if err := os.MkdirAll(workspace, 0o755); err != nil {
 		t.Fatal(err)
