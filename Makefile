@@ -53,6 +53,7 @@ test: build ## Run every test against real MariaDB, Docker and Chromium (prepare
 .PHONY: bench
 bench: build ## Run the benchmarks (bench/run.sh): gateway vs bare proxy vs direct, and the Go benchmarks.
 	bench/run.sh
+	bench/handoff.sh
 
 .PHONY: clean
 clean: ## Remove build output and local run data.

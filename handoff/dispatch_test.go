@@ -17,7 +17,7 @@ import (
 )
 
 // testTLSConfig is a server config with a fresh self-signed certificate for localhost.
-func testTLSConfig(t *testing.T) *tls.Config {
+func testTLSConfig(t testing.TB) *tls.Config {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -1,13 +1,9 @@
 package handoff
 
 import (
-	"errors"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
-
-var errNegativeTimeout = errors.New("handoff: timeout must not be negative")
 
 // UnmarshalCaddyfile sets up the wrapper from Caddyfile tokens. Syntax:
 //

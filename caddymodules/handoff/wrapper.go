@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"errors"
 	"net"
 	"reflect"
 	"time"
@@ -14,6 +15,9 @@ import (
 func init() {
 	caddy.RegisterModule(ListenerWrapper{})
 }
+
+// errNegativeTimeout rejects a negative timeout.
+var errNegativeTimeout = errors.New("handoff: timeout must not be negative")
 
 // groups holds every running configuration's wrapped listeners, per address;
 // it outlives configurations, which is the point.
