@@ -58,9 +58,16 @@ func zone(name, rate, store, extra string) string {
 `, name, rate, store, extra)
 }
 
-// limiter wraps zones into a claude_rate_limit directive.
+// limiter wraps zones into a claude_rate_limit directive. Its store timeout
+// is generous, so that a hit slowed down by a loaded machine is counted
+// rather than let through as a store failure.
 func limiter(zones ...string) string {
-	return "\t\tclaude_rate_limit {\n" + strings.Join(zones, "") + "\t\t}"
+	return limiterWithTimeout("10s", zones...)
+}
+
+// limiterWithTimeout is limiter with the given store_timeout.
+func limiterWithTimeout(timeout string, zones ...string) string {
+	return "\t\tclaude_rate_limit {\n\t\t\tstore_timeout " + timeout + "\n" + strings.Join(zones, "") + "\t\t}"
 }
 
 // start runs a gateway on cfg with database, proxying to a fresh upstream.

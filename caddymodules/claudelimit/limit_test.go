@@ -237,8 +237,7 @@ func TestStoreFailureWithPrivateMariaDB(t *testing.T) {
 	m := testenv.StartMariaDB(t)
 	open := zone("open", "100/min", "sql", "				on_failure fail_open\n				match {\n					path /api/open/*\n				}")
 	closed := zone("closed", "100/min", "sql", "				on_failure fail_closed\n				match {\n					path /api/closed/*\n				}")
-	lim := strings.Replace(limiter(open, closed), "claude_rate_limit {\n", "claude_rate_limit {\n\t\t\tstore_timeout 1s\n", 1)
-	g, up := start(t, caddyfile(lim, "", ""), m.Setting, nil)
+	g, up := start(t, caddyfile(limiterWithTimeout("3s", open, closed), "", ""), m.Setting, nil)
 
 	checkAllowed(t, get(t, g, "/api/open/1", nil), 100, 99)
 	checkAllowed(t, get(t, g, "/api/closed/1", nil), 100, 99)
