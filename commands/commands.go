@@ -46,7 +46,7 @@ container HEALTHCHECKs in images without curl. The connection always goes to
 check sees the local process through its real certificate name; the certificate
 itself is not verified.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.Flags().String("url", "", "probe URL (default https://$DOMAIN<path>, or https://localhost:8443<path>)")
+			cmd.Flags().String("url", "", "probe URL (default https://$DOMAIN[:$CLAUDE_HTTPS_PORT]<path>, or https://localhost:8443<path>)")
 			cmd.Flags().String("path", "/api/live", "probe path when --url is not given, e.g. /api/ready for a readiness probe")
 			cmd.Flags().Duration("timeout", 5*time.Second, "how long to wait for the answer")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdHealthcheck)
@@ -95,7 +95,12 @@ func cmdHealthcheck(fl caddycmd.Flags) (int, error) {
 		}
 		raw = "https://localhost:8443" + p
 		if d := os.Getenv("DOMAIN"); d != "" {
-			raw = "https://" + d + p
+			// The production Caddyfile listens on CLAUDE_HTTPS_PORT, default 443.
+			host := d
+			if port := os.Getenv("CLAUDE_HTTPS_PORT"); port != "" && port != "443" {
+				host = net.JoinHostPort(d, port)
+			}
+			raw = "https://" + host + p
 		}
 	}
 	u, err := url.Parse(raw)

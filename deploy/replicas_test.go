@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,19 @@ func TestReplicasShareState(t *testing.T) {
 		replicas = append(replicas, replica{name: name, g: g, c: c})
 	}
 	a, b := replicas[0], replicas[1]
+
+	// The probes Kubernetes runs (the binary probing itself from the pod's own
+	// environment) pass on a replica and fail where nothing listens.
+	for _, tt := range []struct {
+		port string
+		ok   bool
+	}{{strconv.Itoa(a.g.HTTPSPort), true}, {strconv.Itoa(gatewaytest.FreePort(t)), false}} {
+		probeEnv := append(os.Environ(), "DOMAIN=localhost", "CLAUDE_HTTPS_PORT="+tt.port)
+		r := run(t, repoRoot(t), probeEnv, time.Minute, gatewaytest.Binary(t), "healthcheck", "--path", "/api/ready")
+		if (r.err == nil) != tt.ok {
+			t.Errorf("healthcheck --path /api/ready on port %s: %v %s (want success %v)", tt.port, r.err, r.stderr, tt.ok)
+		}
+	}
 	alice := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-alice", "alice", "user", time.Hour)
 	bob := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-bob", "bob", "user", time.Hour)
 
