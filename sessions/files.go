@@ -183,8 +183,7 @@ func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, writt
 		f.root.Remove(tmp)
 		return false, 0, err
 	}
-	buf := make([]byte, 256<<10)
-	written, err = io.CopyBuffer(&writeback{f: out}, io.LimitReader(body, limit+1), buf)
+	written, err = copyFull(&writeback{f: out}, io.LimitReader(body, limit+1))
 	if err != nil {
 		return fail(fmt.Errorf("sessions: receiving %s: %w", rel, err))
 	}
@@ -324,10 +323,39 @@ func entryType(m fs.FileMode) string {
 	return "other"
 }
 
+// copyFull copies src to dst in large writes: it fills its buffer (network
+// reads return one TLS record or frame at a time) before each write. Only
+// io.EOF ends the copy cleanly; any other error, io.ErrUnexpectedEOF of a
+// truncated body included, is returned.
+func copyFull(dst io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		n, rerr := 0, error(nil)
+		for n < len(buf) && rerr == nil {
+			var k int
+			k, rerr = src.Read(buf[n:])
+			n += k
+		}
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
 // writeback writes to f and starts the disk write-back of every few MiB
 // while the rest of the body is still arriving, so receiving and writing to
-// disk overlap. It also hides the ReadFrom of *os.File, so io.CopyBuffer uses
-// its buffer.
+// disk overlap.
 type writeback struct {
 	f               *os.File
 	written, synced int64

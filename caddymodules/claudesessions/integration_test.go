@@ -376,7 +376,7 @@ func TestCrashLeavesNoHalfState(t *testing.T) {
 	pr, pw := io.Pipe()
 	go func() {
 		chunk := bytes.Repeat([]byte("n"), 256<<10)
-		for i := 0; i < 3; i++ {
+		for i := 0; i < 8; i++ {
 			if _, err := pw.Write(chunk); err != nil {
 				return
 			}
@@ -397,7 +397,7 @@ func TestCrashLeavesNoHalfState(t *testing.T) {
 	// Wait until the upload's temporary file exists and has grown, then crash.
 	files := filepath.Join(w.sessionsDir(), s.ID, "files")
 	deadline := time.Now().Add(10 * time.Second)
-	for !tempFileHolds(files, 512<<10) {
+	for !tempFileHolds(files, 1<<20) {
 		if time.Now().After(deadline) {
 			t.Fatal("the upload never reached the disk")
 		}
