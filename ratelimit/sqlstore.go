@@ -84,24 +84,23 @@ RETURNING hits, expires_at`, id, count, expMS, nowMS, nowMS).Scan(&hits, &expire
 // may pick the statement as a deadlock victim when many first hits of a new
 // key race; it is then retried.
 func (s *SQLStore) incrementMySQL(ctx context.Context, id string, count, nowMS, expMS int64) (hits, expires int64, err error) {
-	packedNew := uint64(expMS/1000)<<32 | uint64(count)
 	for attempt := 0; ; attempt++ {
 		var res sql.Result
 		res, err = s.db.ExecContext(ctx, `INSERT INTO rate_limit_counters (id, hits, expires_at)
-VALUES (?, LAST_INSERT_ID(?) & 4294967295, ?)
+VALUES (?, LAST_INSERT_ID(CAST(? DIV 1000 AS UNSIGNED) * 4294967296 + ?) & 4294967295, ?)
 ON DUPLICATE KEY UPDATE
 	hits = LAST_INSERT_ID(
 		CAST(IF(expires_at <= ?, ?, expires_at) DIV 1000 AS UNSIGNED) * 4294967296
 		+ IF(expires_at <= ?, ?, LEAST(hits + ?, 4294967295))
 	) & 4294967295,
 	expires_at = IF(expires_at <= ?, ?, expires_at)`,
-			id, packedNew, expMS,
+			id, expMS, count, expMS,
 			nowMS, expMS, nowMS, count, count,
 			nowMS, expMS)
 		if err == nil {
 			var packed int64
 			if packed, err = res.LastInsertId(); err == nil {
-				u := uint64(packed)
+				u := uint64(packed) // the driver hands the unsigned id over as int64
 				return int64(u & 0xFFFFFFFF), int64(u>>32) * 1000, nil
 			}
 		}

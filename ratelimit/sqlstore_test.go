@@ -217,3 +217,23 @@ func TestDecisionRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestSQLStoreResetPastYear2038(t *testing.T) {
+	rate, _ := ParseRate("3/min")
+	for name, setting := range testenv.Databases(t) {
+		t.Run(name, func(t *testing.T) {
+			s := NewSQLStore(testenv.OpenDB(t, setting))
+			clock := time.Date(2100, 1, 2, 3, 4, 5, 0, time.UTC)
+			s.now = func() time.Time { return clock }
+			for i := int64(1); i <= 2; i++ {
+				c, err := s.Get(context.Background(), "far", rate)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := clock.Add(time.Minute).Unix(); c.Reset != want || c.Remaining != 3-i {
+					t.Fatalf("hit %d: reset %d remaining %d, want %d and %d", i, c.Reset, c.Remaining, want, 3-i)
+				}
+			}
+		})
+	}
+}
