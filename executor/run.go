@@ -194,8 +194,11 @@ func (e *Executor) run(ctx context.Context, spec Spec, runID string, cmd []strin
 		res.TimedOut = true
 		e.kill(bg, id)
 	case <-ctx.Done():
+		// The caller is gone: nobody wants the rest. A forced removal kills
+		// and removes in one call; the deferred one then finds nothing.
 		cause = ctx.Err()
-		e.kill(bg, id)
+		att.Close()
+		e.remove(bg, id)
 	}
 	// The stream ends once the container is dead; do not trust a stuck
 	// daemon with the rest of the request, though.
