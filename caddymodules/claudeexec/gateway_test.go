@@ -549,7 +549,7 @@ func TestAdminAPI(t *testing.T) {
 	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
 
 	ctxTar := tarball(t, map[string]string{
-		"Dockerfile": "FROM " + image() + "\nCOPY greeting.txt /opt/greeting.txt\n",
+		"Dockerfile":   "FROM " + image() + "\nCOPY greeting.txt /opt/greeting.txt\n",
 		"greeting.txt": "built here\n",
 	})
 	r := w.do("POST", "/api/executor/images?tag="+tag, w.admin, bytes.NewReader(ctxTar), "Content-Type", "application/x-tar")
