@@ -63,7 +63,7 @@ func AssertConsistent(t *testing.T, setting, ws string) {
 		if _, err := os.Stat(filepath.Join(dir, id, ".claude", "history.json")); err != nil {
 			t.Errorf("%s has no history.json: %v", id, err)
 		}
-		filepath.WalkDir(filepath.Join(dir, id, "files"), func(p string, d fs.DirEntry, err error) error {
+		filepath.WalkDir(filepath.Join(dir, id), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && strings.HasPrefix(d.Name(), ".claude-tmp-") {
 				t.Errorf("temporary file left: %s", p)
 			}

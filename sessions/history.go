@@ -78,7 +78,7 @@ func (s *Store) AppendHistory(id string, entry []byte) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sessions: encoding the history of %s: %w", id, err)
 	}
-	if err := writeAtomic(s.root, path.Join(id, historyFile), append(out, '\n')); err != nil {
+	if err := writeAtomic(s.root, path.Join(id, historyFile), append(out, '\n'), true); err != nil {
 		return 0, fmt.Errorf("sessions: writing the history of %s: %w", id, err)
 	}
 	return len(entries), nil

@@ -52,7 +52,8 @@ type RepairReport struct {
 	// OrphanedWorkspaces are session directories without a row, moved to
 	// .orphaned/ (kept, not deleted: they may hold a user's files).
 	OrphanedWorkspaces int
-	// Uploads are temporary files of uploads that never completed.
+	// Uploads are temporary files of uploads, metadata and history writes
+	// that never completed.
 	Uploads int
 }
 
@@ -171,6 +172,8 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 
 	for _, id := range ready {
 		rep.Uploads += s.repairUploads(id, grace)
+		rep.Uploads += s.removeTemps(id, grace)
+		rep.Uploads += s.removeTemps(path.Join(id, claudeDir), grace)
 	}
 	if rep != (RepairReport{}) {
 		s.logger.Info("repaired the session workspaces",
@@ -220,6 +223,27 @@ func (s *Store) repairUploads(id string, grace time.Duration) int {
 			}
 		}
 		s.root.Remove(marker)
+	}
+	return n
+}
+
+// removeTemps removes the temporary files of interrupted metadata and
+// history writes in dir that are older than grace.
+func (s *Store) removeTemps(dir string, grace time.Duration) int {
+	entries, err := s.root.FS().(fs.ReadDirFS).ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if !isTempName(e.Name()) || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) >= grace {
+			if s.root.Remove(path.Join(dir, e.Name())) == nil {
+				n++
+			}
+		}
 	}
 	return n
 }

@@ -256,12 +256,15 @@ func TestRepairFinishesCrashedOperations(t *testing.T) {
 		files := filepath.Join(dir, keep.ID, "files")
 		os.WriteFile(filepath.Join(files, ".claude-tmp-0123456789abcdef"), []byte("partial"), 0o644)
 		os.WriteFile(filepath.Join(dir, keep.ID, ".uploads", "fedcba9876543210"), []byte(".claude-tmp-0123456789abcdef"), 0o644)
+		// Metadata and history writes crashed before their rename.
+		os.WriteFile(filepath.Join(dir, keep.ID, ".claude-tmp-1111111111111111"), []byte("{"), 0o644)
+		os.WriteFile(filepath.Join(dir, keep2.ID, ".claude", ".claude-tmp-2222222222222222"), []byte("["), 0o644)
 
 		rep, err := st.Repair(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := sessions.RepairReport{UnfinishedCreates: 3, UnfinishedDeletes: 1, RowsWithoutWorkspace: 1, OrphanedWorkspaces: 1, Uploads: 1}
+		want := sessions.RepairReport{UnfinishedCreates: 3, UnfinishedDeletes: 1, RowsWithoutWorkspace: 1, OrphanedWorkspaces: 1, Uploads: 3}
 		if rep != want {
 			t.Errorf("report %+v, want %+v", rep, want)
 		}

@@ -140,7 +140,8 @@ func (s *Store) writeMetadata(sess Session) error {
 	if err != nil {
 		return err
 	}
-	err = writeAtomic(s.root, path.Join(sess.ID, metadataFile), meta)
+	// Not synced: the row is the record; metadata.json mirrors it.
+	err = writeAtomic(s.root, path.Join(sess.ID, metadataFile), meta, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -158,17 +159,27 @@ func metadataJSON(sess Session) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// writeAtomic writes data to a temporary file beside name, syncs it and
-// renames it over name, so readers see the old or the new content, whole.
-func writeAtomic(root *os.Root, name string, data []byte) error {
+// writeAtomic writes data to a temporary file beside name and renames it
+// over name, so readers see the old or the new content, whole. durable also
+// syncs the file and the directory, so the new content survives a power loss.
+func writeAtomic(root *os.Root, name string, data []byte, durable bool) error {
 	tmp := path.Join(path.Dir(name), tempPrefix+randomSuffix())
-	if err := writeSynced(root, tmp, data); err != nil {
+	var err error
+	if durable {
+		err = writeSynced(root, tmp, data)
+	} else {
+		err = root.WriteFile(tmp, data, 0o644)
+	}
+	if err != nil {
 		root.Remove(tmp)
 		return err
 	}
 	if err := root.Rename(tmp, name); err != nil {
 		root.Remove(tmp)
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(root, path.Dir(name))
 }
