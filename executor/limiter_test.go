@@ -1,0 +1,148 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestLimiter drives the slot logic without containers: global and per-user
+// limits, the bounded queue, no head-of-line blocking, cancelled waiters.
+func TestLimiter(t *testing.T) {
+	type step struct {
+		user    string
+		want    string // "run", "wait", "busy"
+		release int    // >0: release the slot of step number release-1 first
+	}
+	tests := []struct {
+		name                  string
+		total, perUser, queue int
+		steps                 []step
+	}{
+		{"global limit then queue then busy", 2, 2, 1, []step{
+			{"a", "run", 0}, {"b", "run", 0}, {"c", "wait", 0}, {"d", "busy", 0},
+		}},
+		{"per-user limit queues that user only", 3, 1, 2, []step{
+			{"a", "run", 0}, {"a", "wait", 0}, {"b", "run", 0}, {"c", "run", 0}, {"d", "wait", 0}, {"e", "busy", 0},
+		}},
+		{"no queue", 1, 1, -1, []step{
+			{"a", "run", 0}, {"b", "busy", 0},
+		}},
+		{"a freed slot goes to the first waiter that may run", 2, 1, 2, []step{
+			{"a", "run", 0}, {"b", "run", 0}, {"a", "wait", 0}, {"c", "wait", 0},
+			// b's slot frees: a is still at its own limit, so c runs.
+			{"", "", 2},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLimiter(tt.total, tt.perUser, tt.queue)
+			releases := map[int]func(){}
+			waiting := map[int]chan func(){}
+			for i, s := range tt.steps {
+				if s.release > 0 {
+					releases[s.release-1]()
+					continue
+				}
+				got := make(chan func(), 1)
+				errc := make(chan error, 1)
+				go func() {
+					rel, err := l.acquire(context.Background(), s.user)
+					if err != nil {
+						errc <- err
+						return
+					}
+					got <- rel
+				}()
+				select {
+				case rel := <-got:
+					if s.want != "run" {
+						t.Fatalf("step %d (%s): ran, want %s", i, s.user, s.want)
+					}
+					releases[i] = rel
+				case err := <-errc:
+					var be *BusyError
+					if s.want != "busy" || !errors.As(err, &be) {
+						t.Fatalf("step %d (%s): %v, want %s", i, s.user, err, s.want)
+					}
+				case <-time.After(100 * time.Millisecond):
+					if s.want != "wait" {
+						t.Fatalf("step %d (%s): waits, want %s", i, s.user, s.want)
+					}
+					waiting[i] = got
+				}
+			}
+			if tt.name == "a freed slot goes to the first waiter that may run" {
+				select {
+				case <-waiting[3]: // c
+				case <-time.After(time.Second):
+					t.Fatal("c did not get the freed slot")
+				}
+				select {
+				case <-waiting[2]:
+					t.Fatal("a ran past its per-user limit")
+				default:
+				}
+			}
+		})
+	}
+}
+
+func TestLimiterCancelledWaiterLeavesTheQueue(t *testing.T) {
+	l := newLimiter(1, 1, 1)
+	rel, err := l.acquire(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.acquire(ctx, "b")
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if _, q := l.stats(); q != 1 {
+		t.Fatalf("queued %d, want 1", q)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	if _, q := l.stats(); q != 0 {
+		t.Fatalf("queued %d after the cancel", q)
+	}
+	rel()
+	rel() // twice is harmless
+	if r, _ := l.stats(); r != 0 {
+		t.Fatalf("running %d after release", r)
+	}
+	// The slot is free again for anyone.
+	rel2, err := l.acquire(context.Background(), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel2()
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"defaults", Config{}, true},
+		{"root user", Config{User: "0:0"}, false},
+		{"tiny memory", Config{Memory: 1 << 20}, false},
+		{"max below default timeout", Config{Timeout: time.Minute, MaxTimeout: time.Second * 30}, false},
+		{"per_user above concurrency", Config{Concurrency: 2, PerUser: 3}, false},
+		{"relative daemon workspace", Config{DaemonWorkspace: "workspaces"}, false},
+		{"cert without key", Config{TLSCert: "c.pem"}, false},
+		{"no queue", Config{Queue: -1}, true},
+	}
+	for _, tt := range tests {
+		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
