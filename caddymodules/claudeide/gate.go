@@ -140,9 +140,11 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// StripCookies removes the named cookies from r's Cookie headers, keeping the others.
+// StripCookies removes the named cookies from r's Cookie headers and keeps
+// every other cookie exactly as the browser sent it.
 func StripCookies(r *http.Request, names []string) {
-	if len(r.Header.Values("Cookie")) == 0 {
+	headers := r.Header.Values("Cookie")
+	if len(headers) == 0 {
 		return
 	}
 	drop := make(map[string]bool, len(names))
@@ -150,9 +152,13 @@ func StripCookies(r *http.Request, names []string) {
 		drop[n] = true
 	}
 	var kept []string
-	for _, c := range r.Cookies() {
-		if !drop[c.Name] {
-			kept = append(kept, c.Name+"="+c.Value)
+	for _, h := range headers {
+		for _, part := range strings.Split(h, ";") {
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part != "" && !drop[strings.TrimSpace(name)] {
+				kept = append(kept, part)
+			}
 		}
 	}
 	r.Header.Del("Cookie")

@@ -102,6 +102,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case http.MethodGet, http.MethodHead:
 		target := claudeauth.SafeNext(r.URL.Query().Get("next"))
 		if _, _, err := h.auth.UserFromRequest(r); err == nil {
+			if strings.HasPrefix(target, h.Path) {
+				target = "/" // never back to this page: that would loop
+			}
 			w.Header().Set("Cache-Control", "no-store")
 			http.Redirect(w, r, target, http.StatusFound)
 			return nil
