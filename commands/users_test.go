@@ -100,8 +100,10 @@ func TestUsersCommand(t *testing.T) {
 
 			gw := gatewaytest.Start(t, gatewaytest.Options{Env: map[string]string{
 				"SECRET_KEY": gatewaytest.TestSecret, "CLAUDE_DATABASE": db,
-				// More logins from one address than Caddyfile.dev's per-IP limit allows.
-				"RATE_LIMIT_LOGIN": "10000/min",
+				// More logins and /api/auth calls from one address than
+				// Caddyfile.dev's per-IP limits allow.
+				"RATE_LIMIT_LOGIN":      "10000/min",
+				"RATE_LIMIT_PER_MINUTE": "100000",
 			}})
 			// Accounts exist, so no admin was made at start-up.
 			if out := mustUsers(t, db, "", "list"); strings.Contains(out, "admin") {
