@@ -29,15 +29,24 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackEnv(t, map[string]string{"CLAUDE_DATABASE": testenv.SQLiteDatabase(t)})
+}
+
+// startStackEnv runs the gateway on Caddyfile.dev with env added.
+func startStackEnv(t *testing.T, env map[string]string) *stack {
+	t.Helper()
 	s := &stack{frontend: gatewaytest.NewUpstream(t, "frontend"), ide: gatewaytest.NewUpstream(t, "code-server")}
-	s.gw = gatewaytest.Start(t, gatewaytest.Options{Env: map[string]string{
+	e := map[string]string{
 		"FRONTEND_UPSTREAM":     s.frontend.Addr(),
 		"BACKEND_UPSTREAM":      s.frontend.Addr(),
 		"CODE_SERVER_UPSTREAM":  s.ide.Addr(),
 		"SECRET_KEY":            gatewaytest.TestSecret,
 		"CLAUDE_ADMIN_PASSWORD": password,
-		"CLAUDE_DATABASE":       testenv.SQLiteDatabase(t),
-	}})
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	s.gw = gatewaytest.Start(t, gatewaytest.Options{Env: e})
 	return s
 }
 
@@ -263,5 +272,60 @@ func TestIDEHandoffLoopStops(t *testing.T) {
 	resp, body := s.do(t, http.MethodGet, s.app()+"/auth/ide?next=%2F", map[string]string{"Cookie": appCookie, "Accept": "text/html"})
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Location") != "" || !strings.Contains(body, "could not sign you in") {
 		t.Fatalf("hand-off %d: %d Location %q", claudeide.MaxHandoffs+1, resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestIDETicketExpires: a ticket not redeemed within its lifetime is worth nothing.
+func TestIDETicketExpires(t *testing.T) {
+	s := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": testenv.SQLiteDatabase(t), "IDE_TICKET_TTL": "1s"})
+	callback := s.handoff(t, s.login(t), "/")
+	time.Sleep(1500 * time.Millisecond)
+	resp, _ := s.do(t, http.MethodGet, callback, nil)
+	if resp.StatusCode != http.StatusForbidden || ideCookieOf(resp) != nil {
+		t.Fatalf("expired ticket: %d %v", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	// A fresh one still works: the refusal was the clock, not the flow.
+	resp, _ = s.do(t, http.MethodGet, s.handoff(t, s.login(t), "/"), nil)
+	if resp.StatusCode != http.StatusFound || ideCookieOf(resp) == nil {
+		t.Fatalf("fresh ticket: %d", resp.StatusCode)
+	}
+}
+
+// TestIDETicketAcrossReplicas: two gateways on one MariaDB database, as
+// replicas behind one address; a ticket issued by one is redeemed by the
+// other, once.
+func TestIDETicketAcrossReplicas(t *testing.T) {
+	db := testenv.MySQLDatabase(t)
+	a := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": db})
+	b := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": db})
+	callback := a.handoff(t, a.login(t), "/?folder=/w")
+	// Send the callback to replica B as if through A's public address.
+	redeemOnB := func() *http.Response {
+		req, err := http.NewRequest(http.MethodGet, strings.Replace(callback, a.ideOrigin(), b.ideOrigin(), 1), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = strings.TrimPrefix(a.ideOrigin(), "https://")
+		resp, err := b.gw.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := redeemOnB()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/?folder=/w" || ideCookieOf(resp) == nil {
+		t.Fatalf("redeeming on the other replica: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := redeemOnB(); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("replay on replica B: %d", resp.StatusCode)
+	}
+	if resp, _ := a.do(t, http.MethodGet, callback, nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("replay on replica A: %d", resp.StatusCode)
+	}
+	// A ticket names the IDE origin it is for: another origin cannot spend it.
+	callback = a.handoff(t, a.login(t), "/")
+	if resp, _ := b.do(t, http.MethodGet, strings.Replace(callback, a.ideOrigin(), b.ideOrigin(), 1), nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a ticket for another IDE origin was redeemed: %d", resp.StatusCode)
 	}
 }
