@@ -293,11 +293,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// hit counts the request in z, bounded by the store timeout. The client
-// going away does not cancel the count, so it cannot pass for a store failure.
+// hit counts the request in z. A SQL store's call is bounded by the store
+// timeout, and the client going away does not cancel it, so that cannot pass
+// for a store failure; the memory store never waits.
 func (h *Handler) hit(ctx context.Context, z *Zone, key string) ratelimit.Decision {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(h.StoreTimeout))
-	defer cancel()
+	if z.Store == storeSQL {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Duration(h.StoreTimeout))
+		defer cancel()
+	}
 	d := z.zone.Hit(ctx, key)
 	if z.health != nil {
 		failing, recovered := z.health.Observe(d.StoreErr)
@@ -318,13 +322,23 @@ func (h *Handler) hit(ctx context.Context, z *Zone, key string) ratelimit.Decisi
 // setLimitHeaders announces d, unless an earlier handler on the route
 // already announced a zone with less budget left.
 func setLimitHeaders(hdr http.Header, d ratelimit.Decision) {
-	if prev, err := strconv.ParseInt(hdr.Get("X-RateLimit-Remaining"), 10, 64); err == nil && prev < d.Remaining {
-		return
+	if prev := hdr[hdrRemaining]; len(prev) == 1 {
+		if n, err := strconv.ParseInt(prev[0], 10, 64); err == nil && n < d.Remaining {
+			return
+		}
 	}
-	hdr.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
-	hdr.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))
-	hdr.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+	// Keys already in canonical form skip Header.Set's canonicalization.
+	hdr[hdrLimit] = []string{strconv.FormatInt(d.Limit, 10)}
+	hdr[hdrRemaining] = []string{strconv.FormatInt(d.Remaining, 10)}
+	hdr[hdrReset] = []string{strconv.FormatInt(d.Reset.Unix(), 10)}
 }
+
+// The limit headers, in Go's canonical form of X-RateLimit-Limit etc.
+const (
+	hdrLimit     = "X-Ratelimit-Limit"
+	hdrRemaining = "X-Ratelimit-Remaining"
+	hdrReset     = "X-Ratelimit-Reset"
+)
 
 // refuse answers 429 for a spent budget.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, z *Zone, d ratelimit.Decision) {
