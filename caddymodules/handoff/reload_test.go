@@ -34,7 +34,8 @@ const reloadPause = 300 * time.Millisecond
 // WebSocket must keep working and the process must hold no more file
 // descriptors afterwards. The same run against the stock configuration (the
 // handoff lines removed) is reported, not asserted, so the difference stays
-// visible in the test log (10 reloads suffice to show it).
+// visible in the test log (10 reloads suffice to show it); so are the runs
+// with only one of the two pieces.
 func TestReloadLosesNothing(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(gatewaytest.RepoRoot(t), "Caddyfile.dev"))
 	if err != nil {
@@ -56,6 +57,9 @@ func TestReloadLosesNothing(t *testing.T) {
 		strict  bool
 	}{
 		{"stock", stock, 10, false},
+		// Each half alone, to show what each of the two mechanisms costs.
+		{"network only", withoutWrapper(ours), 10, false},
+		{"wrapper only", withoutNetwork(ours), 10, false},
 		{"handoff", ours, 20, true},
 	} {
 		t.Run(v.name, func(t *testing.T) {
@@ -90,12 +94,18 @@ func TestReloadLosesNothing(t *testing.T) {
 }
 
 // withoutHandoff removes the handoff network and listener wrapper from a Caddyfile.
-func withoutHandoff(cfg string) string {
-	cfg = regexp.MustCompile(`(?m)^\s*default_bind handoff/\s*\n`).ReplaceAllString(cfg, "")
+func withoutHandoff(cfg string) string { return withoutWrapper(withoutNetwork(cfg)) }
+
+// withoutNetwork removes `default_bind handoff/`: every config binds its own sockets.
+func withoutNetwork(cfg string) string {
+	return regexp.MustCompile(`(?m)^\s*default_bind handoff/\s*\n`).ReplaceAllString(cfg, "")
+}
+
+// withoutWrapper removes the handoff listener wrapper (and what is left empty).
+func withoutWrapper(cfg string) string {
 	cfg = regexp.MustCompile(`(?m)^\s*handoff\s*\n`).ReplaceAllString(cfg, "")
 	cfg = regexp.MustCompile(`listener_wrappers\s*\{\s*\}\s*`).ReplaceAllString(cfg, "")
-	cfg = regexp.MustCompile(`servers\s*\{\s*\}\s*`).ReplaceAllString(cfg, "")
-	return cfg
+	return regexp.MustCompile(`servers\s*\{\s*\}\s*`).ReplaceAllString(cfg, "")
 }
 
 // counts tallies a client's requests.
