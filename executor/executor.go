@@ -35,6 +35,10 @@ const (
 // ErrUnavailable wraps every failure to reach the Docker daemon.
 var ErrUnavailable = errors.New("docker daemon unavailable")
 
+// ErrImageMissing is returned when a language's sandbox image is not on the
+// daemon (nothing is pulled).
+var ErrImageMissing = errors.New("sandbox image missing")
+
 // live holds the ids of the runs in progress in this process. It is shared
 // by every Executor of the process, so a config reload's new Executor never
 // takes a run of the old one for an orphan.

@@ -560,6 +560,14 @@ func TestUnavailableDaemon(t *testing.T) {
 	}
 }
 
+func TestMissingImage(t *testing.T) {
+	t.Parallel()
+	e := newTestExecutor(t, Config{Images: map[string]string{"python": "claude-sandbox:no-such-tag-" + testenv.RandomHex(4)}})
+	if _, err := e.RunPython(context.Background(), "print(1)", Spec{}); !errors.Is(err, ErrImageMissing) {
+		t.Errorf("got %v, want ErrImageMissing", err)
+	}
+}
+
 func TestHardeningOfTheContainer(t *testing.T) {
 	t.Parallel()
 	e := newTestExecutor(t, Config{Memory: 96 << 20, CPUs: 0.5, Pids: 50, DaemonWorkspace: ""})

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -137,8 +138,12 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 func (e *Executor) run(ctx context.Context, spec Spec, runID string, cmd []string, timeout time.Duration, source string) (Result, error) {
 	// Clean-up must happen even when the caller's context is gone.
 	bg := context.WithoutCancel(ctx)
-	created, err := e.docker.ContainerCreate(ctx, e.createOptions(spec, runID, cmd, source))
+	opts := e.createOptions(spec, runID, cmd, source)
+	created, err := e.docker.ContainerCreate(ctx, opts)
 	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return Result{}, fmt.Errorf("%w: %s (%w)", ErrImageMissing, opts.Config.Image, err)
+		}
 		return Result{}, fmt.Errorf("creating the container: %w", unavailable(err))
 	}
 	id := created.ID

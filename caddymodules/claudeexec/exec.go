@@ -205,6 +205,10 @@ func (h *Handler) toAPIError(r *http.Request, err error) *apierror.Error {
 	case errors.As(err, &busy):
 		return apierror.Wrap(err, http.StatusTooManyRequests, "executor_busy",
 			"Too many runs are in progress or waiting; try again later.")
+	case errors.Is(err, executor.ErrImageMissing):
+		h.logger.Error("sandbox image missing", zap.Error(err))
+		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
+			"Code execution is unavailable: the sandbox image is not installed on the daemon.")
 	case errors.Is(err, executor.ErrUnavailable):
 		h.logger.Warn("executor unavailable", zap.Error(err))
 		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
