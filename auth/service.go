@@ -29,6 +29,7 @@ type BannedError struct {
 	RetryAfter time.Duration
 }
 
+// Error says how long the ban lasts.
 func (e *BannedError) Error() string {
 	return fmt.Sprintf("too many failed logins; retry in %s", e.RetryAfter.Round(time.Second))
 }
