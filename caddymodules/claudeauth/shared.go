@@ -229,3 +229,6 @@ func loadKeys(cfg *claude.AuthConfig, logger *zap.Logger) (key []byte, verify []
 	}
 	return key, verify, nil
 }
+
+// Interface guards
+var _ caddy.Destructor = (*state)(nil)
