@@ -50,7 +50,8 @@ type Listener struct {
 
 	conns     chan net.Conn
 	done      chan struct{}
-	closeOnce sync.Once
+	closeOnce sync.Once // stop
+	innerOnce sync.Once // closing inner
 
 	errMu sync.Mutex
 	err   error // a permanent Accept error of inner, returned by Accept
@@ -121,13 +122,18 @@ func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 // Close leaves the group and closes the wrapped listener. Connections this
 // listener accepted that are not ready yet go to a newer listener when ready.
 func (l *Listener) Close() error {
+	l.stop()
 	var err error
+	l.innerOnce.Do(func() { err = l.inner.Close() })
+	return err
+}
+
+// stop leaves the group and ends Accept.
+func (l *Listener) stop() {
 	l.closeOnce.Do(func() {
 		l.leave()
 		close(l.done)
-		err = l.inner.Close()
 	})
-	return err
 }
 
 // closed reports whether Close was called.
@@ -220,7 +226,7 @@ func (l *Listener) pump() {
 			l.errMu.Lock()
 			l.err = err
 			l.errMu.Unlock()
-			l.closeOnce.Do(func() { l.leave(); close(l.done) })
+			l.stop()
 			return
 		}
 		backoff = 0
