@@ -25,18 +25,22 @@ type stack struct {
 }
 
 // startStack runs the real gateway on Caddyfile.dev with ALLOWED_ORIGINS set.
-func startStack(t *testing.T) *stack {
+func startStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
 	s := &stack{backend: gatewaytest.NewUpstream(t, "backend"), frontend: gatewaytest.NewUpstream(t, "frontend")}
 	ide := gatewaytest.NewUpstream(t, "code-server")
-	s.gw = gatewaytest.Start(t, gatewaytest.Options{Env: map[string]string{
+	env := map[string]string{
 		"BACKEND_UPSTREAM":     s.backend.Addr(),
 		"FRONTEND_UPSTREAM":    s.frontend.Addr(),
 		"CODE_SERVER_UPSTREAM": ide.Addr(),
 		"ALLOWED_ORIGINS":      listed + ",http://localhost:3000",
 		"SECRET_KEY":           gatewaytest.TestSecret,
 		"CLAUDE_DATABASE":      testenv.SQLiteDatabase(t),
-	}})
+	}
+	for i := 0; i+1 < len(extraEnv); i += 2 {
+		env[extraEnv[i]] = extraEnv[i+1]
+	}
+	s.gw = gatewaytest.Start(t, gatewaytest.Options{Env: env})
 	s.token = gatewaytest.AccessToken(t, gatewaytest.TestSecret, "1", "admin", "admin", time.Hour)
 	return s
 }
@@ -141,6 +145,34 @@ func TestCORSActualResponse(t *testing.T) {
 	resp, _ = s.do(t, http.MethodGet, "/api/things", map[string]string{"Origin": "https://evil.example", "Authorization": bearer})
 	if v := resp.Header.Values("Access-Control-Allow-Origin"); len(v) != 0 || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Errorf("unlisted origin got CORS headers: %v", resp.Header)
+	}
+}
+
+// TestCORSOnGatewayErrors: answers the gateway makes itself after the origin
+// check (401 without a token, 429 from a rate limit) carry the CORS headers,
+// so the app's scripts on a listed origin can read them.
+func TestCORSOnGatewayErrors(t *testing.T) {
+	s := startStack(t, "RATE_LIMIT_PER_MINUTE", "2")
+	resp, _ := s.do(t, http.MethodGet, "/api/things", map[string]string{"Origin": listed})
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Access-Control-Allow-Origin") != listed ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
+		t.Fatalf("401: %d %v", resp.StatusCode, resp.Header)
+	}
+	var last *http.Response
+	for range 5 {
+		last, _ = s.do(t, http.MethodGet, "/api/auth/me", map[string]string{"Origin": listed})
+		if last.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if last.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("no 429 after 5 requests at 2/min: %d", last.StatusCode)
+	}
+	if last.Header.Get("Access-Control-Allow-Origin") != listed || !strings.Contains(last.Header.Get("Access-Control-Expose-Headers"), "Retry-After") {
+		t.Errorf("429 without CORS headers: %v", last.Header)
+	}
+	if resp, _ := s.do(t, http.MethodGet, "/api/things", map[string]string{"Origin": "https://evil.example"}); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("unlisted origin got CORS headers on an error: %v", resp.Header)
 	}
 }
 
