@@ -58,8 +58,8 @@ func TestReloadLosesNothing(t *testing.T) {
 	}{
 		{"stock", stock, 10, false},
 		// Each half alone, to show what each of the two mechanisms costs.
-		{"network only", withoutWrapper(ours), 10, false},
-		{"wrapper only", withoutNetwork(ours), 10, false},
+		{"network only", withoutWrapper(ours), 6, false},
+		{"wrapper only", withoutNetwork(ours), 6, false},
 		{"handoff", ours, 20, true},
 	} {
 		t.Run(v.name, func(t *testing.T) {
