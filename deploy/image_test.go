@@ -86,6 +86,34 @@ func buildImage(t *testing.T, tag, dir string) {
 	dockerCleanup(t, "image", "rm", "-f", tag)
 }
 
+// buildGatewayImage builds the test variant of the gateway image under tag:
+// the real Dockerfile's final stage on the root filesystem the builder stage
+// would make. The image is removed when the test ends.
+func buildGatewayImage(t *testing.T, tag string) string {
+	t.Helper()
+	if _, err := os.Stat(imagefs.CABundlePath); err != nil {
+		testenv.Missing(t, "a CA bundle (Debian's ca-certificates)", err)
+	}
+	work := t.TempDir()
+	ctx := filepath.Join(work, "context")
+	writeFile(t, ctx, "Dockerfile", testDockerfile(t))
+	f, err := os.Create(filepath.Join(ctx, "rootfs.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := imagefs.Layout{
+		Binary:    staticGateway(t, work),
+		Caddyfile: filepath.Join(repoRoot(t), "Caddyfile"),
+		CABundle:  imagefs.CABundlePath,
+	}
+	if err := layout.WriteTar(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	buildImage(t, tag, ctx)
+	return tag
+}
+
 // probeResult is netpeer's answer to `probe`.
 type probeResult struct {
 	Open       []string `json:"open"`
@@ -99,30 +127,9 @@ type probeResult struct {
 // internal network, and nothing but its two ports answers on either network.
 func TestGatewayImage(t *testing.T) {
 	testenv.Docker(t)
-	if _, err := os.Stat(imagefs.CABundlePath); err != nil {
-		testenv.Missing(t, "a CA bundle (Debian's ca-certificates)", err)
-	}
 	id := "cgw-" + testenv.RandomHex(4)
 	work := t.TempDir()
-
-	// The gateway image.
-	gwCtx := filepath.Join(work, "gateway")
-	writeFile(t, gwCtx, "Dockerfile", testDockerfile(t))
-	f, err := os.Create(filepath.Join(gwCtx, "rootfs.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	layout := imagefs.Layout{
-		Binary:    staticGateway(t, work),
-		Caddyfile: filepath.Join(repoRoot(t), "Caddyfile"),
-		CABundle:  imagefs.CABundlePath,
-	}
-	if err := layout.WriteTar(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	gwImage := id + "-gateway:test"
-	buildImage(t, gwImage, gwCtx)
+	gwImage := buildGatewayImage(t, id+"-gateway:test")
 
 	// The peer image: a static HTTP upstream and TCP probe, also FROM scratch.
 	peerCtx := filepath.Join(work, "peer")
