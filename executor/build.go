@@ -56,8 +56,10 @@ type BuildResult struct {
 // BuildError is a build the daemon ran and that failed (a bad Dockerfile, a
 // failing step); Log is the end of its output.
 type BuildError struct {
+	// Message is the daemon's error.
 	Message string
-	Log     string
+	// Log is the end of the build's output.
+	Log string
 }
 
 func (e *BuildError) Error() string { return "image build failed: " + e.Message }

@@ -80,7 +80,9 @@ type Result struct {
 // SpecError is a run request the executor refuses; Code is a snake_case
 // reason for API errors.
 type SpecError struct {
-	Code    string
+	// Code is the snake_case reason, e.g. "invalid_language".
+	Code string
+	// Message is a human sentence without the final period.
 	Message string
 }
 

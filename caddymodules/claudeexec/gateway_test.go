@@ -578,9 +578,16 @@ func TestAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker create: %v %s", err, out)
 	}
+	orphan := strings.TrimSpace(string(out))
 	r = w.do("POST", "/api/executor/cleanup", w.admin, nil)
-	if r.status != 200 || string(bytes.TrimSpace(r.body)) != `{"removed":1}` {
+	var swept struct{ Removed int }
+	json.Unmarshal(r.body, &swept)
+	// At least ours: stale containers of other instances may go too.
+	if r.status != 200 || swept.Removed < 1 {
 		t.Errorf("cleanup: %d %s", r.status, r.body)
+	}
+	if err := exec.Command("docker", "inspect", orphan).Run(); err == nil {
+		t.Error("the orphan is still there after the cleanup")
 	}
 }
 
