@@ -255,7 +255,7 @@ func (f *Files) Usage() (int64, error) {
 // journalUpload records an upload's temporary file before it exists, so the
 // repair pass can remove it should the process die mid-upload.
 func (s *Store) journalUpload(id, tmp string) (string, error) {
-	marker := path.Join(id, uploadsDir, randomSuffix())
+	marker := path.Join(id, uploadsDir, s.instance+"-"+randomSuffix())
 	if err := s.root.MkdirAll(path.Join(id, uploadsDir), 0o755); err != nil {
 		return "", fmt.Errorf("sessions: upload journal of %s: %w", id, err)
 	}

@@ -62,27 +62,47 @@ type RepairReport struct {
 // finishes unfinished deletes (trash directories and their rows), deletes
 // ready rows whose directory is missing, moves directories without a row to
 // .orphaned/, and removes the temporary files of interrupted uploads. Work
-// that started less than grace ago is left alone, as another replica may
-// still be doing it.
+// of a process that is still alive (see liveness.go) is left alone until it
+// is older than grace.
 func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, error) {
 	var rep RepairReport
 	now := time.Now()
 	cutoff := now.Add(-grace).UnixMilli()
 
-	// Unfinished creates: the row is committed first, so it says.
-	unfinished, err := s.ids(ctx, "SELECT id FROM sessions WHERE ready = 0 AND created_at <= ?", cutoff)
+	// Unfinished creates: the row is committed first, so it says, and who.
+	rows, err := s.db.QueryContext(ctx, "SELECT id, creator, created_at FROM sessions WHERE ready = 0")
 	if err != nil {
 		return rep, fmt.Errorf("sessions: repair: %w", err)
 	}
-	for _, id := range unfinished {
-		res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ? AND ready = 0", id)
+	type pending struct {
+		id, creator string
+		created     int64
+	}
+	var unfinished []pending
+	for rows.Next() {
+		var p pending
+		if err := rows.Scan(&p.id, &p.creator, &p.created); err != nil {
+			rows.Close()
+			return rep, fmt.Errorf("sessions: repair: %w", err)
+		}
+		unfinished = append(unfinished, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, fmt.Errorf("sessions: repair: %w", err)
+	}
+	for _, p := range unfinished {
+		if p.created > cutoff && s.alive(ctx, p.creator) {
+			continue // in flight
+		}
+		res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ? AND ready = 0", p.id)
 		if err != nil {
-			return rep, fmt.Errorf("sessions: repair %s: %w", id, err)
+			return rep, fmt.Errorf("sessions: repair %s: %w", p.id, err)
 		}
 		if k, _ := res.RowsAffected(); k > 0 {
 			rep.UnfinishedCreates++
-			s.removeWorkspace(id)
-			s.root.RemoveAll(creatingPrefix + id)
+			s.removeWorkspace(p.id)
+			s.root.RemoveAll(creatingPrefix + p.id)
 		}
 	}
 
@@ -98,8 +118,8 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 			dirs[name] = true
 		case strings.HasPrefix(name, deletingPrefix):
 			// A delete moves the directory aside before it deletes the row.
-			id, at, ok := parseTrash(name)
-			if !ok || now.Sub(at) < grace {
+			id, at, deleter, ok := parseTrash(name)
+			if !ok || (now.Sub(at) < grace && s.alive(ctx, deleter)) {
 				continue
 			}
 			if _, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ?", id); err != nil {
@@ -109,10 +129,14 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 			s.purge(name)
 			rep.UnfinishedDeletes++
 		case strings.HasPrefix(name, creatingPrefix):
-			if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) >= grace {
-				if s.root.RemoveAll(name) == nil {
-					rep.UnfinishedCreates++
-				}
+			// Staging follows its row: without a not-ready row, it is left over.
+			id := strings.TrimPrefix(name, creatingPrefix)
+			pendingRows, err := s.ids(ctx, "SELECT id FROM sessions WHERE id = ? AND ready = 0", id)
+			if err != nil {
+				return rep, fmt.Errorf("sessions: repair %s: %w", name, err)
+			}
+			if len(pendingRows) == 0 && s.root.RemoveAll(name) == nil {
+				rep.UnfinishedCreates++
 			}
 		}
 	}
@@ -171,7 +195,7 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 	}
 
 	for _, id := range ready {
-		rep.Uploads += s.repairUploads(id, grace)
+		rep.Uploads += s.repairUploads(ctx, id, grace)
 		rep.Uploads += s.removeTemps(id, grace)
 		rep.Uploads += s.removeTemps(path.Join(id, claudeDir), grace)
 	}
@@ -186,19 +210,16 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 	return rep, nil
 }
 
-// StartupRepair is the repair pass a process runs before it serves: on
-// SQLite no other process can have work in flight, so nothing is spared.
+// StartupRepair is the repair pass a process runs before it serves. Work
+// of processes that are gone is finished at once (see liveness.go); work
+// whose owner cannot be told waits for Config.RepairGrace.
 func (s *Store) StartupRepair(ctx context.Context) (RepairReport, error) {
-	grace := s.Config().RepairGrace
-	if s.db.Dialect == store.SQLite {
-		grace = 0
-	}
-	return s.Repair(ctx, grace)
+	return s.Repair(ctx, s.Config().RepairGrace)
 }
 
 // repairUploads removes the temporary files of uploads whose journal marker
 // is older than grace, and the markers.
-func (s *Store) repairUploads(id string, grace time.Duration) int {
+func (s *Store) repairUploads(ctx context.Context, id string, grace time.Duration) int {
 	journal := path.Join(id, uploadsDir)
 	entries, err := s.root.FS().(fs.ReadDirFS).ReadDir(journal)
 	if err != nil || len(entries) == 0 {
@@ -212,7 +233,8 @@ func (s *Store) repairUploads(id string, grace time.Duration) int {
 	n := 0
 	for _, e := range entries {
 		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < grace {
+		uploader, _, _ := strings.Cut(e.Name(), "-")
+		if err != nil || (time.Since(info.ModTime()) < grace && s.alive(ctx, uploader)) {
 			continue
 		}
 		marker := path.Join(journal, e.Name())
@@ -274,6 +296,9 @@ func (s *Store) StartReaper(interval time.Duration) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+			if err := s.holdInstanceLock(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("taking the instance lock", zap.Error(err))
 			}
 			if _, err := s.Expire(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Error("expiring sessions", zap.Error(err))

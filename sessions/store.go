@@ -80,6 +80,10 @@ type Store struct {
 	cfg    atomic.Pointer[Config]
 	logger *zap.Logger
 
+	instance string // this process's instance id (see liveness.go)
+	lockMu   sync.Mutex
+	lockConn *sql.Conn // MySQL: the connection holding the instance lock
+
 	touched sync.Map // id → unix millis of the last write of last_active_at
 	locks   keyedMutex
 
@@ -107,8 +111,14 @@ func New(db *store.DB, workspace string, cfg Config, logger *zap.Logger) (*Store
 	if err != nil {
 		return nil, fmt.Errorf("sessions: opening %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, root: root, logger: logger}
+	s := &Store{db: db, dir: dir, root: root, logger: logger, instance: processInstance}
 	s.SetConfig(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.holdInstanceLock(ctx); err != nil {
+		root.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -128,6 +138,7 @@ func (s *Store) Dir() string { return s.dir }
 // database belongs to the caller.
 func (s *Store) Close() error {
 	s.StopReaper()
+	s.releaseInstanceLock()
 	return s.root.Close()
 }
 
@@ -191,8 +202,8 @@ func (s *Store) reserve(ctx context.Context, cfg Config, id, userID string, now 
 		return fmt.Errorf("%w: the user has %d of %d sessions", ErrLimitReached, mine, cfg.MaxSessionsPerUser)
 	}
 	if _, err := tx.ExecContext(ctx,
-		"INSERT INTO sessions (id, user_id, ready, created_at, last_active_at) VALUES (?, ?, 0, ?, ?)",
-		id, userID, now, now); err != nil {
+		"INSERT INTO sessions (id, user_id, ready, created_at, last_active_at, creator) VALUES (?, ?, 0, ?, ?, ?)",
+		id, userID, now, now, s.instance); err != nil {
 		return fmt.Errorf("sessions: create: inserting: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

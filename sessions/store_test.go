@@ -284,20 +284,60 @@ func TestRepairFinishesCrashedOperations(t *testing.T) {
 	})
 }
 
-func TestRepairSparesWorkInFlight(t *testing.T) {
-	st, db, ws := newStore(t, testenv.SQLiteDatabase(t), sessions.Config{})
-	ctx := context.Background()
-	id := "session-" + testenv.RandomHex(16)
-	now := store.NowMillis()
-	db.ExecContext(ctx, "INSERT INTO sessions (id, user_id, ready, created_at, last_active_at) VALUES (?, 'alice', 0, ?, ?)", id, now, now)
-	os.MkdirAll(filepath.Join(ws, "sessions", ".creating-"+id), 0o755)
-	rep, err := st.Repair(ctx, time.Minute)
-	if err != nil || rep != (sessions.RepairReport{}) {
-		t.Fatalf("repair within the grace removed %+v (%v)", rep, err)
-	}
-	if _, err := os.Stat(filepath.Join(ws, "sessions", ".creating-"+id)); err != nil {
-		t.Errorf("staging directory of a create in flight removed: %v", err)
-	}
+// TestRepairTellsLiveFromDeadWork: a create in flight in a live process is
+// spared, one whose process is gone is finished at once, without waiting for
+// the grace period. On MySQL a process is live while it holds its instance
+// lock; on SQLite only this process can be.
+func TestRepairTellsLiveFromDeadWork(t *testing.T) {
+	forEachDB(t, func(t *testing.T, setting string) {
+		ctx := context.Background()
+		st, db, ws := newStore(t, setting, sessions.Config{})
+		now := store.NowMillis()
+		live, dead := "session-"+testenv.RandomHex(16), "session-"+testenv.RandomHex(16)
+		liveOwner, deadOwner := testenv.RandomHex(8), testenv.RandomHex(8)
+		if db.Dialect == store.MySQL {
+			// Another replica, alive: it holds its lock on a connection of its own.
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var got int
+			if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", "claude_sessions_"+liveOwner).Scan(&got); err != nil || got != 1 {
+				t.Fatalf("GET_LOCK: %d, %v", got, err)
+			}
+		} else {
+			liveOwner = "" // unknown owner: only the grace period applies
+		}
+		for id, owner := range map[string]string{live: liveOwner, dead: deadOwner} {
+			if _, err := db.ExecContext(ctx, "INSERT INTO sessions (id, user_id, ready, created_at, last_active_at, creator) VALUES (?, 'alice', 0, ?, ?, ?)", id, now, now, owner); err != nil {
+				t.Fatal(err)
+			}
+			os.MkdirAll(filepath.Join(ws, "sessions", ".creating-"+id), 0o755)
+		}
+		rep, err := st.Repair(ctx, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.UnfinishedCreates != 1 {
+			t.Errorf("report %+v, want 1 unfinished create", rep)
+		}
+		if _, err := os.Stat(filepath.Join(ws, "sessions", ".creating-"+live)); err != nil {
+			t.Errorf("staging of the live create removed: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(ws, "sessions", ".creating-"+dead)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("staging of the dead create kept: %v", err)
+		}
+		var n int
+		db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions WHERE id = ?", dead).Scan(&n)
+		if n != 0 {
+			t.Error("the dead create's row is still there")
+		}
+		db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions WHERE id = ?", live).Scan(&n)
+		if n != 1 {
+			t.Error("the live create's row was removed")
+		}
+	})
 }
 
 // assertConsistent checks the invariant: every row is ready and has a

@@ -79,7 +79,7 @@ func (s *Store) removeWorkspace(id string) {
 // records when; it returns "" if there was no directory. A crash after it
 // leaves a trash directory that the repair pass finishes deleting, row included.
 func (s *Store) trashWorkspace(id string) (string, error) {
-	trash := fmt.Sprintf("%s%s-%d", deletingPrefix, id, time.Now().UnixMilli())
+	trash := fmt.Sprintf("%s%s-%d-%s", deletingPrefix, id, time.Now().UnixMilli(), s.instance)
 	err := s.root.Rename(id, trash)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
@@ -110,27 +110,21 @@ func (s *Store) purge(trash string) {
 	}
 }
 
-// parseTrash returns the session id and the time in a trash directory's name.
-func parseTrash(name string) (id string, at time.Time, ok bool) {
+// parseTrash reads a trash directory's name,
+// ".deleting-<id>-<unix millis>-<instance>": the session id, when the delete
+// started and by which process.
+func parseTrash(name string) (id string, at time.Time, instance string, ok bool) {
 	rest, found := strings.CutPrefix(name, deletingPrefix)
-	if !found {
-		return "", time.Time{}, false
+	if !found || len(rest) < len(IDPrefix)+32+2 {
+		return "", time.Time{}, "", false
 	}
-	id, ms, found := strings.Cut(rest, "-")
-	if !found {
-		return "", time.Time{}, false
-	}
-	// The id itself contains one "-": "session-<hex>-<millis>".
-	hexPart, ms, found := strings.Cut(ms, "-")
-	if !found {
-		return "", time.Time{}, false
-	}
-	id = id + "-" + hexPart
+	id, rest = rest[:len(IDPrefix)+32], rest[len(IDPrefix)+32:]
+	ms, instance, _ := strings.Cut(strings.TrimPrefix(rest, "-"), "-")
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if !ValidID(id) || err != nil {
-		return "", time.Time{}, false
+		return "", time.Time{}, "", false
 	}
-	return id, time.UnixMilli(n), true
+	return id, time.UnixMilli(n), instance, true
 }
 
 // writeMetadata replaces <id>/metadata.json atomically. A session whose

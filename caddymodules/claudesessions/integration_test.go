@@ -329,9 +329,15 @@ func TestIdleSessionsExpire(t *testing.T) {
 
 // TestCrashLeavesNoHalfState kills the gateway with SIGKILL while creates and
 // deletes are in flight, and again in the middle of an upload; after a
-// restart rows and directories are in step and the old file is intact.
+// restart rows and directories are in step and the old file is intact, on
+// SQLite and on MariaDB (where the dead process's instance lock is gone).
 func TestCrashLeavesNoHalfState(t *testing.T) {
-	setting := testenv.SQLiteDatabase(t)
+	for name, setting := range testenv.Databases(t) {
+		t.Run(name, func(t *testing.T) { crashAndRestart(t, setting) })
+	}
+}
+
+func crashAndRestart(t *testing.T, setting string) {
 	w := startGateway(t, setting, nil)
 	repairs := 0
 	for round, delay := range []time.Duration{5 * time.Millisecond, 15 * time.Millisecond, 25 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond} {
