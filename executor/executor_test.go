@@ -242,6 +242,16 @@ while True:
 		}
 		t.Logf("whole call, container create and removal included: %s", time.Since(begin))
 	})
+	t.Run("closing its output does not escape the timeout", func(t *testing.T) {
+		t.Parallel()
+		res, err := e.RunBash(context.Background(), "echo bye; exec >&- 2>&-; sleep 100", Spec{Timeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.TimedOut || res.Stdout != "bye\n" || res.DurationMS > 3000 {
+			t.Errorf("want timed_out after 2 s: %+v", res)
+		}
+	})
 	t.Run("no network, the daemon's ports included", func(t *testing.T) {
 		t.Parallel()
 		ln, err := net.Listen("tcp", net.JoinHostPort(bridgeIP, "0"))

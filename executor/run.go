@@ -184,55 +184,81 @@ func (e *Executor) run(ctx context.Context, spec Spec, runID string, cmd []strin
 		copied <- err
 	}()
 
-	var res Result
+	// Watch the run until both its output stream and the container are
+	// done. Either can end first: a program may close its stdout and go on.
+	var (
+		res        Result
+		streamDone bool
+		streamErr  error
+		exited     bool
+		killed     bool
+		grace      <-chan time.Time // how long an ended run may take to wind up
+	)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	var cause error
-	select {
-	case err := <-copied:
-		copied <- err // read again below
-		if errors.Is(err, errOutputLimit) {
-			// Nobody reads the rest: close the stream first, or the daemon
-			// holds the container's exit until its output is drained.
-			att.Close()
+	deadline := timer.C
+	kill := func() {
+		if !killed {
+			killed, deadline = true, nil
 			e.kill(bg, id)
+			grace = time.After(30 * time.Second)
 		}
-	case <-timer.C:
-		res.TimedOut = true
-		e.kill(bg, id)
-	case <-ctx.Done():
-		// The caller is gone: nobody wants the rest. A forced removal kills
-		// and removes in one call; the deferred one then finds nothing.
-		cause = ctx.Err()
-		att.Close()
-		e.remove(bg, id)
 	}
-	// The stream ends once the container is dead; do not trust a stuck
-	// daemon with the rest of the request, though.
-	select {
-	case <-copied:
-	case <-time.After(5 * time.Second):
-		att.Close()
-		<-copied
-	}
-	res.Stdout, res.Stderr = stdout.buf.String(), stderr.buf.String()
-	res.Truncated = stdout.truncated || stderr.truncated
-	if cause != nil {
+	collect := func() {
+		if !streamDone {
+			att.Close()
+			<-copied
+			streamDone = true
+		}
+		res.Stdout, res.Stderr = stdout.buf.String(), stderr.buf.String()
+		res.Truncated = stdout.truncated || stderr.truncated
 		res.DurationMS = time.Since(started).Milliseconds()
-		return res, cause
 	}
-
-	select {
-	case w := <-wait.Result:
-		res.ExitCode = int(w.StatusCode)
-	case err := <-wait.Error:
-		return res, fmt.Errorf("waiting for the container: %w", unavailable(err))
-	case <-time.After(30 * time.Second):
-		return res, errors.New("the container did not exit after it was killed")
-	case <-ctx.Done():
-		return res, ctx.Err()
+	for !streamDone || !exited {
+		select {
+		case err := <-copied:
+			streamDone = true
+			if err != nil {
+				// Over the cap, or the stream broke: nobody reads the rest.
+				// Close the stream first, or the daemon holds the
+				// container's exit until its output is drained.
+				if !errors.Is(err, errOutputLimit) {
+					streamErr = err
+				}
+				att.Close()
+				kill()
+			}
+		case w := <-wait.Result:
+			exited = true
+			deadline = nil
+			res.ExitCode = int(w.StatusCode)
+			if grace == nil {
+				grace = time.After(5 * time.Second)
+			}
+		case err := <-wait.Error:
+			collect()
+			return res, fmt.Errorf("waiting for the container: %w", unavailable(err))
+		case <-deadline:
+			res.TimedOut = true
+			kill()
+		case <-ctx.Done():
+			// The caller is gone: nobody wants the rest. A forced removal
+			// kills and removes in one call; the deferred one finds nothing.
+			att.Close()
+			e.remove(bg, id)
+			collect()
+			return res, ctx.Err()
+		case <-grace:
+			collect()
+			if !exited {
+				return res, errors.New("the container did not exit after it was killed")
+			}
+		}
 	}
-	res.DurationMS = time.Since(started).Milliseconds()
+	collect()
+	if streamErr != nil {
+		return res, fmt.Errorf("reading the output: %w", unavailable(streamErr))
+	}
 	if res.ExitCode == 137 { // SIGKILL: ours, or the kernel's OOM killer
 		insp, err := e.docker.ContainerInspect(bg, id, client.ContainerInspectOptions{})
 		if err == nil && insp.Container.State != nil {
