@@ -41,10 +41,9 @@ type Config struct {
 	// TouchInterval is the least time between two writes of last_active_at
 	// for one session.
 	TouchInterval time.Duration
-	// RepairGrace is how old an unfinished create or upload must be before
-	// the repair pass removes it, so it never races another replica's
-	// operation in flight. The first repair of a store on SQLite ignores it:
-	// no other process can be using that database.
+	// RepairGrace is how long the repair pass leaves an unfinished create,
+	// delete or upload alone while its process may still be at work. Work of
+	// a process known to be gone (see liveness.go) is finished at once.
 	RepairGrace time.Duration
 }
 
