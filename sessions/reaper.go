@@ -111,6 +111,7 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 		return rep, fmt.Errorf("sessions: repair: reading %s: %w", s.dir, err)
 	}
 	dirs := map[string]bool{}
+	inTrash := map[string]bool{}
 	for _, e := range entries {
 		name := e.Name()
 		switch {
@@ -119,8 +120,12 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 		case strings.HasPrefix(name, deletingPrefix):
 			// A delete moves the directory aside before it deletes the row.
 			id, at, deleter, ok := parseTrash(name)
-			if !ok || (now.Sub(at) < grace && s.alive(ctx, deleter)) {
+			if !ok {
 				continue
+			}
+			inTrash[id] = true
+			if now.Sub(at) < grace && s.alive(ctx, deleter) {
+				continue // a delete (or an expiry that may yet restore it) in flight
 			}
 			if _, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE id = ?", id); err != nil {
 				return rep, fmt.Errorf("sessions: repair %s: %w", id, err)
@@ -149,6 +154,9 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 	for _, id := range ready {
 		if dirs[id] {
 			delete(dirs, id)
+			continue
+		}
+		if inTrash[id] {
 			continue
 		}
 		if _, err := s.root.Lstat(id); errors.Is(err, fs.ErrNotExist) {

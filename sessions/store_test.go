@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -315,12 +316,19 @@ func TestRepairTellsLiveFromDeadWork(t *testing.T) {
 			}
 			os.MkdirAll(filepath.Join(ws, "sessions", ".creating-"+id), 0o755)
 		}
+		// A delete (or an expiry that may restore the directory) in flight in the live process.
+		deleting, _ := st.Create(ctx, "alice")
+		os.Rename(filepath.Join(ws, "sessions", deleting.ID), filepath.Join(ws, "sessions", fmt.Sprintf(".deleting-%s-%d-%s", deleting.ID, now, liveOwner)))
+
 		rep, err := st.Repair(ctx, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.UnfinishedCreates != 1 {
-			t.Errorf("report %+v, want 1 unfinished create", rep)
+		if rep != (sessions.RepairReport{UnfinishedCreates: 1}) {
+			t.Errorf("report %+v, want 1 unfinished create and nothing else", rep)
+		}
+		if _, err := st.Get(ctx, deleting.ID, "alice"); err != nil {
+			t.Errorf("the row of a session being deleted by a live process was removed: %v", err)
 		}
 		if _, err := os.Stat(filepath.Join(ws, "sessions", ".creating-"+live)); err != nil {
 			t.Errorf("staging of the live create removed: %v", err)
