@@ -237,3 +237,6 @@ func parseBytes(d *caddyfile.Dispenser, dst *int64) error {
 	*dst = int64(n)
 	return nil
 }
+
+// Interface guard
+var _ caddy.Destructor = pooledSessions{}
