@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -36,13 +37,53 @@ func (p RegulationPolicy) withDefaults() RegulationPolicy {
 	return p
 }
 
-// maxRegulated bounds the keys kept in memory; past it, stale keys are pruned
-// on the next failure.
+// RegulationStore counts login failures per key (a username, a client
+// address) and bans keys that fail too often. MemoryRegulator keeps the
+// counts in the process; SQLRegulator in the database, shared by replicas.
+type RegulationStore interface {
+	// Banned returns how long the longest ban among keys still lasts, 0 if none is banned.
+	Banned(ctx context.Context, now time.Time, keys ...string) (time.Duration, error)
+	// Fail records a failure for each key, banning those that reach the limit.
+	Fail(ctx context.Context, now time.Time, keys ...string) error
+	// Reset forgets the failures of a key that is not banned (after a successful login).
+	Reset(ctx context.Context, now time.Time, key string) error
+	// SetPolicy replaces the policy; recorded failures and bans are kept.
+	SetPolicy(policy RegulationPolicy)
+}
+
+// banState replays failures (oldest first) under policy, the way both stores
+// count: a window of FindTime, a ban of BanTime once MaxRetries fall in it,
+// and a fresh count after a ban (failures during a ban are never recorded).
+// It returns when the last ban ends and the failures still counting.
+func banState(policy RegulationPolicy, fails []time.Time) (bannedUntil time.Time, window []time.Time) {
+	for _, t := range fails {
+		if t.Before(bannedUntil) {
+			continue
+		}
+		window = append(trimBefore(window, t.Add(-policy.FindTime)), t)
+		if len(window) >= policy.MaxRetries {
+			bannedUntil = t.Add(policy.BanTime)
+			window = nil
+		}
+	}
+	return bannedUntil, window
+}
+
+func trimBefore(ts []time.Time, cutoff time.Time) []time.Time {
+	i := 0
+	for i < len(ts) && ts[i].Before(cutoff) {
+		i++
+	}
+	return ts[i:]
+}
+
+// maxRegulated bounds the keys a MemoryRegulator keeps; past it, stale keys
+// are pruned on the next failure.
 const maxRegulated = 100_000
 
-// Regulator counts login failures per key (a username, a client address) and
-// bans keys that fail too often. It lives in memory, per process.
-type Regulator struct {
+// MemoryRegulator is a RegulationStore in the process's memory: bans hold on
+// this replica only.
+type MemoryRegulator struct {
 	mu      sync.Mutex
 	policy  RegulationPolicy
 	entries map[string]*regEntry
@@ -53,20 +94,20 @@ type regEntry struct {
 	bannedUntil time.Time
 }
 
-// NewRegulator returns a Regulator with policy (zero fields take the defaults).
-func NewRegulator(policy RegulationPolicy) *Regulator {
-	return &Regulator{policy: policy.withDefaults(), entries: map[string]*regEntry{}}
+// NewMemoryRegulator returns a MemoryRegulator with policy (zero fields take the defaults).
+func NewMemoryRegulator(policy RegulationPolicy) *MemoryRegulator {
+	return &MemoryRegulator{policy: policy.withDefaults(), entries: map[string]*regEntry{}}
 }
 
-// SetPolicy replaces the policy; counts and bans are kept.
-func (r *Regulator) SetPolicy(policy RegulationPolicy) {
+// SetPolicy implements RegulationStore.
+func (r *MemoryRegulator) SetPolicy(policy RegulationPolicy) {
 	r.mu.Lock()
 	r.policy = policy.withDefaults()
 	r.mu.Unlock()
 }
 
-// Banned returns how long the longest ban among keys still lasts, 0 if none is banned.
-func (r *Regulator) Banned(now time.Time, keys ...string) time.Duration {
+// Banned implements RegulationStore.
+func (r *MemoryRegulator) Banned(_ context.Context, now time.Time, keys ...string) (time.Duration, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var longest time.Duration
@@ -75,11 +116,11 @@ func (r *Regulator) Banned(now time.Time, keys ...string) time.Duration {
 			longest = max(longest, e.bannedUntil.Sub(now))
 		}
 	}
-	return longest
+	return longest, nil
 }
 
-// Fail records a failure for each key, banning those that reach MaxRetries.
-func (r *Regulator) Fail(now time.Time, keys ...string) {
+// Fail implements RegulationStore.
+func (r *MemoryRegulator) Fail(_ context.Context, now time.Time, keys ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.entries) >= maxRegulated {
@@ -97,39 +138,31 @@ func (r *Regulator) Fail(now time.Time, keys ...string) {
 			e.fails = e.fails[:0]
 		}
 	}
+	return nil
 }
 
-// Reset forgets the failures of key (after a successful login of that username).
-func (r *Regulator) Reset(key string) {
+// Reset implements RegulationStore.
+func (r *MemoryRegulator) Reset(_ context.Context, now time.Time, key string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e, ok := r.entries[key]; ok && e.bannedUntil.IsZero() {
+	if e, ok := r.entries[key]; ok && !now.Before(e.bannedUntil) {
 		delete(r.entries, key)
-	} else if ok {
-		e.fails = e.fails[:0]
 	}
+	return nil
 }
 
 // Prune drops keys with no recent failure and no running ban.
-func (r *Regulator) Prune(now time.Time) {
+func (r *MemoryRegulator) Prune(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pruneLocked(now)
 }
 
-func (r *Regulator) pruneLocked(now time.Time) {
+func (r *MemoryRegulator) pruneLocked(now time.Time) {
 	for k, e := range r.entries {
 		e.fails = trimBefore(e.fails, now.Add(-r.policy.FindTime))
 		if len(e.fails) == 0 && !now.Before(e.bannedUntil) {
 			delete(r.entries, k)
 		}
 	}
-}
-
-func trimBefore(ts []time.Time, cutoff time.Time) []time.Time {
-	i := 0
-	for i < len(ts) && ts[i].Before(cutoff) {
-		i++
-	}
-	return ts[i:]
 }

@@ -1,9 +1,21 @@
 package auth
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/claude-gateway/claude-gateway/internal/testenv"
 )
+
+// regulators returns a fresh store of each kind: memory, and SQL on SQLite and MariaDB.
+func regulators(t *testing.T, p RegulationPolicy) map[string]RegulationStore {
+	out := map[string]RegulationStore{"memory": NewMemoryRegulator(p)}
+	for name, setting := range testenv.Databases(t) {
+		out["sql-"+name] = NewSQLRegulator(testenv.OpenDB(t, setting), p)
+	}
+	return out
+}
 
 func TestRegulator(t *testing.T) {
 	p := RegulationPolicy{MaxRetries: 3, FindTime: time.Minute, BanTime: 5 * time.Minute}
@@ -47,33 +59,72 @@ func TestRegulator(t *testing.T) {
 			{at: time.Second, check: []string{"u"}, banned: 5*time.Minute - time.Second},
 		}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := NewRegulator(p)
-			for i, s := range tc.steps {
-				now := t0.Add(s.at)
-				switch {
-				case s.fail != nil:
-					r.Fail(now, s.fail...)
-				case s.reset != "":
-					r.Reset(s.reset)
-				default:
-					if got := r.Banned(now, s.check...); got != s.banned {
-						t.Fatalf("step %d: banned %s, want %s", i, got, s.banned)
+	ctx := context.Background()
+	for kind, r := range regulators(t, p) {
+		for i, tc := range cases {
+			t.Run(kind+"/"+tc.name, func(t *testing.T) {
+				// Each case gets its own keys, so cases sharing a store do not meet.
+				k := func(key string) string { return tc.name + "|" + key + "|" + string(rune('a'+i)) }
+				ks := func(keys []string) []string {
+					out := make([]string, len(keys))
+					for j, key := range keys {
+						out[j] = k(key)
+					}
+					return out
+				}
+				for i, s := range tc.steps {
+					now := t0.Add(s.at)
+					switch {
+					case s.fail != nil:
+						if err := r.Fail(ctx, now, ks(s.fail)...); err != nil {
+							t.Fatal(err)
+						}
+					case s.reset != "":
+						if err := r.Reset(ctx, now, k(s.reset)); err != nil {
+							t.Fatal(err)
+						}
+					default:
+						got, err := r.Banned(ctx, now, ks(s.check)...)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got != s.banned {
+							t.Fatalf("step %d: banned %s, want %s", i, got, s.banned)
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
 func TestRegulatorPrune(t *testing.T) {
-	r := NewRegulator(RegulationPolicy{MaxRetries: 2, FindTime: time.Minute, BanTime: time.Minute})
+	r := NewMemoryRegulator(RegulationPolicy{MaxRetries: 2, FindTime: time.Minute, BanTime: time.Minute})
 	t0 := time.Unix(1_000_000, 0)
-	r.Fail(t0, "old")
-	r.Fail(t0, "banned", "banned")
+	ctx := context.Background()
+	r.Fail(ctx, t0, "old")
+	r.Fail(ctx, t0, "banned", "banned")
 	r.Prune(t0.Add(2 * time.Minute))
 	if len(r.entries) != 0 {
 		t.Fatalf("%d entries left after prune, want 0", len(r.entries))
+	}
+}
+
+func TestSQLRegulatorDeleteExpired(t *testing.T) {
+	for name, setting := range testenv.Databases(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			r := NewSQLRegulator(testenv.OpenDB(t, setting), RegulationPolicy{MaxRetries: 2, FindTime: time.Minute, BanTime: time.Minute})
+			t0 := time.Unix(1_000_000, 0)
+			r.Fail(ctx, t0, "a", "b")
+			r.Fail(ctx, t0.Add(90*time.Second), "a")
+			n, err := r.DeleteExpired(ctx, t0.Add(2*time.Minute+time.Second))
+			if err != nil || n != 2 {
+				t.Fatalf("deleted %d, %v; want the 2 failures older than find+ban time", n, err)
+			}
+			if d, _ := r.Banned(ctx, t0.Add(100*time.Second), "a"); d != 0 {
+				t.Fatalf("banned by a single remaining failure: %s", d)
+			}
+		})
 	}
 }

@@ -57,13 +57,13 @@ type Service struct {
 	// Revocations is the revocation list (shared by the replicas' snapshots).
 	Revocations *Revocations
 	// Regulator bans usernames and addresses after repeated login failures.
-	Regulator *Regulator
+	Regulator RegulationStore
 
 	dummyHash []byte
 }
 
 // NewService returns a Service over its parts.
-func NewService(tokens *Tokens, users *Users, refresh *RefreshTokens, revocations *Revocations, regulator *Regulator) *Service {
+func NewService(tokens *Tokens, users *Users, refresh *RefreshTokens, revocations *Revocations, regulator RegulationStore) *Service {
 	return &Service{Tokens: tokens, Users: users, Refresh: refresh, Revocations: revocations, Regulator: regulator,
 		dummyHash: dummyHash(users.cost)}
 }
@@ -101,29 +101,42 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 		keys = append(keys, addrRegKey(clientAddr))
 	}
 	now := time.Now()
-	if d := s.Regulator.Banned(now, keys...); d > 0 {
+	d, err := s.Regulator.Banned(ctx, now, keys...)
+	if err != nil {
+		return Session{}, err
+	}
+	if d > 0 {
 		return Session{}, &BannedError{RetryAfter: d}
 	}
 	acct, err := s.Users.ByName(ctx, username)
 	switch {
 	case errors.Is(err, ErrUserNotFound):
 		checkPassword(s.dummyHash, password)
-		s.Regulator.Fail(now, keys...)
-		return Session{}, ErrInvalidCredentials
+		return Session{}, s.failed(ctx, now, keys)
 	case err != nil:
 		return Session{}, err
 	}
 	ok := checkPassword(acct.passwordHash, password)
 	if !ok || acct.Disabled {
-		s.Regulator.Fail(now, keys...)
-		return Session{}, ErrInvalidCredentials
+		return Session{}, s.failed(ctx, now, keys)
 	}
-	s.Regulator.Reset(userRegKey(username))
+	if err := s.Regulator.Reset(ctx, now, userRegKey(username)); err != nil {
+		return Session{}, err
+	}
 	refresh, rt, err := s.Refresh.Issue(ctx, acct.ID)
 	if err != nil {
 		return Session{}, err
 	}
 	return s.session(acct, refresh, rt)
+}
+
+// failed records a failed login; an unrecorded failure would be a free
+// guess, so a store error is returned instead of ErrInvalidCredentials.
+func (s *Service) failed(ctx context.Context, now time.Time, keys []string) error {
+	if err := s.Regulator.Fail(ctx, now, keys...); err != nil {
+		return err
+	}
+	return ErrInvalidCredentials
 }
 
 func (s *Service) session(acct Account, refresh string, rt RefreshToken) (Session, error) {

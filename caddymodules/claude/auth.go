@@ -53,6 +53,10 @@ type AuthConfig struct {
 	// Default: 2s.
 	RevocationSync caddy.Duration `json:"revocation_sync,omitempty"`
 
+	// Regulation is where login failures are counted: "sql" (the default),
+	// in the database, so a ban holds on every replica; or "memory", per process.
+	Regulation string `json:"regulation,omitempty"`
+
 	// MaxRetries failed logins of one username, or from one client address,
 	// within FindTime ban it for BanTime. Defaults: 5, 2m, 5m.
 	MaxRetries int `json:"max_retries,omitempty"`
@@ -80,6 +84,7 @@ type AuthConfig struct {
 //	    leeway               <duration>
 //	    max_token_size       <bytes>
 //	    revocation_sync      <duration>
+//	    regulation           sql|memory
 //	    max_retries          <n>
 //	    find_time            <duration>
 //	    ban_time             <duration>
@@ -118,6 +123,10 @@ func parseAuthOption(d *caddyfile.Dispenser, app *App) error {
 			err = durationArg(d, &c.Leeway)
 		case "revocation_sync":
 			err = durationArg(d, &c.RevocationSync)
+		case "regulation":
+			if err = OneArg(d, &c.Regulation); err == nil && c.Regulation != "sql" && c.Regulation != "memory" {
+				return d.Errf("regulation: want sql or memory, got %q", c.Regulation)
+			}
 		case "find_time":
 			err = durationArg(d, &c.FindTime)
 		case "ban_time":

@@ -31,6 +31,7 @@ func TestAuthOption(t *testing.T) {
 				leeway 10s
 				max_token_size 2048
 				revocation_sync 1s
+				regulation memory
 				max_retries 3
 				find_time 1m
 				ban_time 10m
@@ -40,11 +41,12 @@ func TestAuthOption(t *testing.T) {
 			SecretKeyFile: "/run/secrets/key", GenerateSecretFile: "./data/secret_key", VerifyKeyFiles: []string{"/old/1", "/old/2"},
 			Issuer: "iss-x", Audience: "aud-y", AccessTTL: caddy.Duration(5 * time.Minute), RefreshTTL: caddy.Duration(24 * time.Hour),
 			Leeway: caddy.Duration(10 * time.Second), MaxTokenSize: 2048, RevocationSync: caddy.Duration(time.Second),
-			MaxRetries: 3, FindTime: caddy.Duration(time.Minute), BanTime: caddy.Duration(10 * time.Minute), BcryptCost: 12,
+			Regulation: "memory", MaxRetries: 3, FindTime: caddy.Duration(time.Minute), BanTime: caddy.Duration(10 * time.Minute), BcryptCost: 12,
 		}, ""},
 		{"empty block", "claude {\n auth {\n }\n}", AuthConfig{}, ""},
 		{"unknown option", "claude {\n auth {\n secret_key abc\n }\n}", AuthConfig{}, `unknown auth option "secret_key"`},
 		{"bad duration", "claude {\n auth {\n access_ttl soon\n }\n}", AuthConfig{}, "positive duration"},
+		{"bad regulation store", "claude {\n auth {\n regulation redis\n }\n}", AuthConfig{}, "want sql or memory"},
 		{"negative number", "claude {\n auth {\n max_retries -1\n }\n}", AuthConfig{}, "positive number"},
 		{"missing argument", "claude {\n auth {\n issuer\n }\n}", AuthConfig{}, "wrong argument count"},
 	}

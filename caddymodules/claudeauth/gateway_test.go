@@ -564,9 +564,10 @@ func TestBruteForce(t *testing.T) {
 	}
 }
 
-// TestRevocationSeenByReplica: two gateway processes on one MariaDB; a
-// logout on one is honoured by the other within the revocation sync bound (2s).
-func TestRevocationSeenByReplica(t *testing.T) {
+// TestReplicasShareRevocationsAndBans: two gateway processes on one MariaDB;
+// a logout on one is honoured by the other within the revocation sync bound
+// (2s), and failed logins on one ban the username on the other.
+func TestReplicasShareRevocationsAndBans(t *testing.T) {
 	db := testenv.MySQLDatabase(t)
 	a := startStack(t, db, nil)
 	b := startStack(t, db, nil)
@@ -589,6 +590,16 @@ func TestRevocationSeenByReplica(t *testing.T) {
 			t.Fatalf("replica b still accepts the token %s after the logout", time.Since(revokedAt))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	for i := range 5 {
+		if r := a.postLogin(t, `{"username":"admin","password":"guess-`+strconv.Itoa(i)+`"}`); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failed login %d on a: %d", i, r.StatusCode)
+		}
+	}
+	r := b.postLogin(t, `{"username":"admin","password":"`+adminPassword+`"}`)
+	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("replica b after 5 failures on a: %d %s", r.StatusCode, r.body)
 	}
 }
 

@@ -22,7 +22,8 @@ import (
 )
 
 // states holds, per database, what must outlive a config reload: the
-// revocation snapshot with its sync loop, and the login regulator's counts.
+// revocation snapshot with its sync loop, and the login regulators (the
+// in-memory one's counts; the SQL one keeps its own in the database).
 var states = caddy.NewUsagePool()
 
 // cleanupEvery is how often expired refresh tokens and revocations are deleted.
@@ -30,7 +31,8 @@ const cleanupEvery = 15 * time.Minute
 
 type state struct {
 	revocations *auth.Revocations
-	regulator   *auth.Regulator
+	memReg      *auth.MemoryRegulator
+	sqlReg      *auth.SQLRegulator
 	syncEvery   atomic.Int64 // time.Duration, the latest config's
 	cancel      context.CancelFunc
 	done        chan struct{}
@@ -47,7 +49,8 @@ func (s *state) Destruct() error {
 func newState(db *store.DB, users *auth.Users, logger *zap.Logger, syncEvery time.Duration, policy auth.RegulationPolicy) (*state, error) {
 	s := &state{
 		revocations: auth.NewRevocations(db),
-		regulator:   auth.NewRegulator(policy),
+		memReg:      auth.NewMemoryRegulator(policy),
+		sqlReg:      auth.NewSQLRegulator(db, policy),
 		done:        make(chan struct{}),
 	}
 	s.syncEvery.Store(int64(syncEvery))
@@ -88,12 +91,13 @@ func (s *state) loop(ctx context.Context, db *store.DB, logger *zap.Logger) {
 		}
 		if now := time.Now(); now.After(nextCleanup) {
 			nextCleanup = now.Add(cleanupEvery)
-			s.regulator.Prune(now)
+			s.memReg.Prune(now)
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
 			_, err1 := auth.NewRefreshTokens(db, 0).DeleteExpired(cctx, now)
 			_, err2 := s.revocations.DeleteExpired(cctx, now)
+			_, err3 := s.sqlReg.DeleteExpired(cctx, now)
 			cancel()
-			if err := errors.Join(err1, err2); err != nil && ctx.Err() == nil {
+			if err := errors.Join(err1, err2, err3); err != nil && ctx.Err() == nil {
 				logger.Warn("deleting expired auth rows", zap.Error(err))
 			}
 		}
@@ -174,9 +178,13 @@ func Acquire(ctx caddy.Context) (*Auth, error) {
 	}
 	st := val.(*state)
 	st.syncEvery.Store(int64(syncEvery))
-	st.regulator.SetPolicy(policy)
+	var regulator auth.RegulationStore = st.sqlReg
+	if cfg.Regulation == "memory" {
+		regulator = st.memReg
+	}
+	regulator.SetPolicy(policy)
 	app.Health().Register("revocations", false, st.check)
-	svc := auth.NewService(tokens, users, auth.NewRefreshTokens(db, time.Duration(cfg.RefreshTTL)), st.revocations, st.regulator)
+	svc := auth.NewService(tokens, users, auth.NewRefreshTokens(db, time.Duration(cfg.RefreshTTL)), st.revocations, regulator)
 	return &Auth{Service: svc, poolKey: app.Database}, nil
 }
 
