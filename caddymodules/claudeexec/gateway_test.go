@@ -57,6 +57,8 @@ func startTB(t testing.TB, settings ...string) *gw {
 	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: map[string]string{
 		"SECRET_KEY":      gatewaytest.TestSecret,
 		"CLAUDE_DATABASE": testenv.SQLiteDatabase(t),
+		// The per-user API rate limit is not what these tests are about.
+		"RATE_LIMIT_PER_MINUTE": "100000",
 	}})
 	c := g.Client()
 	c.Timeout = 2 * time.Minute
