@@ -340,14 +340,14 @@ func TestCrashLeavesNoHalfState(t *testing.T) {
 func crashAndRestart(t *testing.T, setting string) {
 	w := startGateway(t, setting, nil)
 	repairs := 0
-	for round, delay := range []time.Duration{5 * time.Millisecond, 15 * time.Millisecond, 25 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond} {
+	for round := 0; round < 4; round++ {
 		var wg sync.WaitGroup
-		existing := []sessions.Session{w.create(w.bob), w.create(w.bob)}
+		existing := []sessions.Session{w.create(w.bob), w.create(w.bob), w.create(w.bob)}
+		c := w.c // warmed up: one HTTP/2 connection, the requests leave at once
 		for i := 0; i < 24; i++ {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				c := w.g.Client()
 				path := "/api/sessions"
 				method := "POST"
 				if i < len(existing) {
@@ -360,15 +360,26 @@ func crashAndRestart(t *testing.T, setting string) {
 				}
 			}(i)
 		}
-		time.Sleep(delay)
+		// Kill the moment a create or a delete is seen half-way on disk.
+		seen := ""
+		for deadline := time.Now().Add(5 * time.Second); seen == "" && time.Now().Before(deadline); {
+			es, _ := os.ReadDir(w.sessionsDir())
+			for _, e := range es {
+				if strings.HasPrefix(e.Name(), ".creating-") || strings.HasPrefix(e.Name(), ".deleting-") {
+					seen = e.Name()
+					break
+				}
+			}
+		}
 		w.g.Kill()
 		wg.Wait()
+		w.c = w.g.Client()
 		w.g.Restart()
 		repaired := strings.Contains(w.g.Log(), "repaired the session workspaces")
 		if repaired {
 			repairs++
 		}
-		t.Logf("round %d: killed after %s; repair needed: %v", round, delay, repaired)
+		t.Logf("round %d: killed on seeing %q; repair needed: %v", round, seen, repaired)
 		assertConsistent(t, setting, w.sessionsDir())
 	}
 	if repairs == 0 {
