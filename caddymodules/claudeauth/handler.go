@@ -109,10 +109,33 @@ func (h *Handler) Cleanup() error { return h.auth.Release() }
 // including spellings with '_' for '-' and any case.
 func StripIdentityHeaders(r *http.Request) {
 	for name := range r.Header {
-		if len(name) >= len("X-Auth-User-") && strings.EqualFold(strings.ReplaceAll(name[:len("X-Auth-User-")], "_", "-"), "X-Auth-User-") {
+		if isIdentityHeader(name) {
 			delete(r.Header, name)
 		}
 	}
+}
+
+// identityPrefix starts every identity header name, in lower case.
+const identityPrefix = "x-auth-user-"
+
+// isIdentityHeader reports whether name starts with X-Auth-User- in any case,
+// with '_' standing for '-'.
+func isIdentityHeader(name string) bool {
+	if len(name) < len(identityPrefix) {
+		return false
+	}
+	for i := 0; i < len(identityPrefix); i++ {
+		c := name[i]
+		if c == '_' {
+			c = '-'
+		} else if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != identityPrefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
