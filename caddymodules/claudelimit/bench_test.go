@@ -17,9 +17,9 @@ import (
 )
 
 // benchCaddyfile serves, on a plain-HTTP loopback port (so that TLS does not
-// hide the limiter's cost), three routes to one upstream: /plain/* without
-// any limiter, /memory/* through a memory-store zone and /sql/* through a
-// SQL-store zone, both with limits no run reaches. Each request names its
+// hide the limiter's cost), three routes of the same shape to one upstream:
+// /plain/* without any limiter, /memory/* through a memory-store zone and
+// /sql/* through a SQL-store zone, both with limits no run reaches. Each request names its
 // user in X-User, the zones' key.
 const benchCaddyfile = `{
 	admin {$CLAUDE_ADMIN}
@@ -55,7 +55,9 @@ http://127.0.0.1:{$BENCH_PORT} {
 		}
 		reverse_proxy {$UPSTREAM}
 	}
-	reverse_proxy {$UPSTREAM}
+	route /plain/* {
+		reverse_proxy {$UPSTREAM}
+	}
 }
 `
 
