@@ -1,20 +1,20 @@
 // Package plugin plugs every claude-gateway Caddy module and subcommand into
-// Caddy. Import it for its side effects, as cmd/claude-gateway does and as
-// xcaddy does with `--with github.com/claude-gateway/claude-gateway/plugin`.
+// Caddy. Import it for its side effects, as cmd/claude-gateway does; xcaddy
+// imports it through the module root package.
 package plugin
 
 import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
-	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeide"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeexec"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
-	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeide"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelimit"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelogin"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudesessions"
-	_ "github.com/claude-gateway/claude-gateway/caddymodules/mysqlstorage"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/handoff"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/mysqlstorage"
 	_ "github.com/claude-gateway/claude-gateway/commands"
 )
