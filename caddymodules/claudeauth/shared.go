@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +60,11 @@ func newState(db *store.DB, users *auth.Users, logger *zap.Logger, syncEvery tim
 	if err := s.revocations.Sync(ctx); err != nil {
 		return nil, err
 	}
-	pw, created, err := users.EnsureAdmin(ctx, os.Getenv("CLAUDE_ADMIN_PASSWORD"))
+	initial, err := adminPassword(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	pw, created, err := users.EnsureAdmin(ctx, initial)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +79,32 @@ func newState(db *store.DB, users *auth.Users, logger *zap.Logger, syncEvery tim
 	s.cancel = stop
 	go s.loop(loopCtx, db, logger)
 	return s, nil
+}
+
+// adminPassword is the first admin's password from CLAUDE_ADMIN_PASSWORD or
+// the file named by CLAUDE_ADMIN_PASSWORD_FILE (a Docker or Kubernetes
+// secret); "" when neither is set, and the password is generated.
+func adminPassword(getenv func(string) string) (string, error) {
+	val, file := getenv("CLAUDE_ADMIN_PASSWORD"), getenv("CLAUDE_ADMIN_PASSWORD_FILE")
+	switch {
+	case val != "" && file != "":
+		return "", errors.New("both CLAUDE_ADMIN_PASSWORD and CLAUDE_ADMIN_PASSWORD_FILE are set; set only one")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading CLAUDE_ADMIN_PASSWORD_FILE: %w", err)
+		}
+		val = strings.TrimRight(string(b), "\r\n")
+		if val == "" {
+			return "", fmt.Errorf("CLAUDE_ADMIN_PASSWORD_FILE %s is empty", file)
+		}
+	}
+	if val != "" {
+		if err := auth.ValidPassword(val); err != nil {
+			return "", fmt.Errorf("the first admin's password: %w", err)
+		}
+	}
+	return val, nil
 }
 
 func (s *state) loop(ctx context.Context, db *store.DB, logger *zap.Logger) {

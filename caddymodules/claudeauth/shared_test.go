@@ -2,6 +2,9 @@ package claudeauth
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,5 +36,41 @@ func TestRevocationsHealthCheck(t *testing.T) {
 	st.now = func() time.Time { return time.Now().Add(61 * time.Second) }
 	if err := st.check(context.Background()); err == nil {
 		t.Fatal("healthy with a revocation list 61s old")
+	}
+}
+
+func TestAdminPassword(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pw")
+	os.WriteFile(file, []byte("from-a-file-123\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	cases := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{"none: generated", nil, "", ""},
+		{"value", map[string]string{"CLAUDE_ADMIN_PASSWORD": "from-the-env-1"}, "from-the-env-1", ""},
+		{"file", map[string]string{"CLAUDE_ADMIN_PASSWORD_FILE": file}, "from-a-file-123", ""},
+		{"both", map[string]string{"CLAUDE_ADMIN_PASSWORD": "x-long-enough", "CLAUDE_ADMIN_PASSWORD_FILE": file}, "", "set only one"},
+		{"short", map[string]string{"CLAUDE_ADMIN_PASSWORD": "short"}, "", "8 to 72 bytes"},
+		{"empty file", map[string]string{"CLAUDE_ADMIN_PASSWORD_FILE": empty}, "", "is empty"},
+		{"missing file", map[string]string{"CLAUDE_ADMIN_PASSWORD_FILE": filepath.Join(dir, "nope")}, "", "no such file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := adminPassword(func(k string) string { return tc.env[k] })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }
