@@ -248,11 +248,26 @@ func (z *Zone) applies(r *http.Request) (bool, error) {
 // address never share a counter. It is empty when every placeholder is.
 func (z *Zone) key(repl *caddy.Replacer) string {
 	for i, k := range z.Key {
-		if v := repl.ReplaceAll(k, ""); v != "" {
+		var v string
+		if name, ok := singlePlaceholder(k); ok {
+			v, _ = repl.GetString(name) // the common case, without parsing k
+		} else {
+			v = repl.ReplaceAll(k, "")
+		}
+		if v != "" {
 			return strconv.Itoa(i) + ":" + v
 		}
 	}
 	return ""
+}
+
+// singlePlaceholder reports whether s is exactly one placeholder, "{name}",
+// and returns its name.
+func singlePlaceholder(s string) (string, bool) {
+	if len(s) < 3 || s[0] != '{' || s[len(s)-1] != '}' || strings.ContainsAny(s[1:len(s)-1], "{}\\") {
+		return "", false
+	}
+	return s[1 : len(s)-1], true
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -327,10 +342,13 @@ func setLimitHeaders(hdr http.Header, d ratelimit.Decision) {
 			return
 		}
 	}
-	// Keys already in canonical form skip Header.Set's canonicalization.
-	hdr[hdrLimit] = []string{strconv.FormatInt(d.Limit, 10)}
-	hdr[hdrRemaining] = []string{strconv.FormatInt(d.Remaining, 10)}
-	hdr[hdrReset] = []string{strconv.FormatInt(d.Reset.Unix(), 10)}
+	// One backing array for the three values, and keys already in canonical
+	// form, which skip Header.Set's canonicalization.
+	v := [3]string{strconv.FormatInt(d.Limit, 10), strconv.FormatInt(d.Remaining, 10), strconv.FormatInt(d.Reset.Unix(), 10)}
+	vals := v[:]
+	hdr[hdrLimit] = vals[0:1:1]
+	hdr[hdrRemaining] = vals[1:2:2]
+	hdr[hdrReset] = vals[2:3:3]
 }
 
 // The limit headers, in Go's canonical form of X-RateLimit-Limit etc.
