@@ -34,7 +34,11 @@ const prefix = "/api/sessions"
 //     "/" is a directory: GET lists it, PUT creates it, DELETE removes it)
 //   - GET, POST /api/sessions/{id}/history
 //
-// /api/sessions/{id}/exec passes to the next handler (claude_exec). The
+// /api/sessions/{id}/exec passes to the next handler (claude_exec). Any other
+// /api/sessions/{id}/… path is the backend's (agent messages, streams): it
+// passes to the next handler only for the session's owner, and is 404 for
+// everyone else, so the backend never sees a request for a session the user
+// does not own. The
 // limits (timeout, caps, file size, quota) are options of the `claude` app,
 // which owns the session store.
 type Handler struct {
@@ -95,7 +99,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case sub == "files" || strings.HasPrefix(sub, "files/"):
 		api.files(id, strings.TrimPrefix(strings.TrimPrefix(sub, "files"), "/"))
 	default:
-		apierror.Write(w, apierror.New(http.StatusNotFound, "not_found", "No such session resource."))
+		// The backend's own per-session routes (agent messages, streams):
+		// the gateway vouches for ownership, then proxies them.
+		if _, ok := api.owned(id); ok {
+			return next.ServeHTTP(w, r)
+		}
 	}
 	return nil
 }
