@@ -77,7 +77,6 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("storage mysql: %w", err)
 	}
-	s.setting = setting
 
 	owner := "caddy"
 	if id, err := caddy.InstanceID(); err == nil {
@@ -92,8 +91,14 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 		Logger:       s.logger,
 	})
 	if err != nil {
+		// Cleanup, which Caddy runs next, only releases a pool that a
+		// provisioned storage holds: give this one back here.
+		if rerr := claude.ReleaseDB(setting); rerr != nil {
+			s.logger.Error("releasing the storage's database pool", zap.Error(rerr))
+		}
 		return fmt.Errorf("storage mysql: %w", err)
 	}
+	s.setting = setting
 	s.logger.Info("certificate storage ready",
 		zap.String("database", db.Redacted), zap.Bool("shared_pool", reused), zap.String("lock_owner", s.storage.Owner()))
 	return nil

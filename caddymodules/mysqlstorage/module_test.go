@@ -108,3 +108,31 @@ func TestProvisionWithoutDatabase(t *testing.T) {
 		t.Fatal("a negative lease validated")
 	}
 }
+
+// TestFailedProvisionCleansUp: when Provision fails after it took the
+// database pool (here: a lease certstore refuses), Caddy calls Cleanup on
+// the half-provisioned module. Cleanup must not panic, and the pool must be
+// given back, not leaked.
+func TestFailedProvisionCleansUp(t *testing.T) {
+	setting := testenv.SQLiteDatabase(t)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	s := &Storage{DSN: setting, Lease: caddy.Duration(100 * time.Millisecond)}
+	if err := s.Provision(ctx); err == nil {
+		t.Fatal("Provision with a 100ms lease succeeded")
+	}
+	if err := s.Cleanup(); err != nil {
+		t.Fatalf("Cleanup after a failed Provision: %v", err)
+	}
+	db, reused, err := claude.AcquireDB(context.Background(), setting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer claude.ReleaseDB(setting)
+	if reused {
+		t.Fatal("the failed Provision kept a reference to the pool: it would never close")
+	}
+	if err := db.PingContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
