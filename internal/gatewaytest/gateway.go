@@ -115,7 +115,8 @@ type Options struct {
 	Dir string
 }
 
-// Start runs a gateway and waits until its admin API and HTTPS port answer.
+// Start runs a gateway and waits until its HTTPS port answers on the app host
+// (and on ide.localhost when the config serves it, so both certificates exist).
 // CLAUDE_HTTPS_PORT, CLAUDE_HTTP_PORT and CLAUDE_ADMIN are set to free loopback
 // ports unless opts.Env sets them. The process is stopped when the test ends.
 func Start(t testing.TB, opts Options) *Gateway {
@@ -198,14 +199,23 @@ func (g *Gateway) waitReady(timeout time.Duration) error {
 			return fmt.Errorf("process exited: %v", g.cmd.ProcessState)
 		default:
 		}
-		resp, err := c.Get(g.URL("localhost", "/api/live"))
-		if err == nil {
-			resp.Body.Close()
+		if g.answers(c, "localhost", "/api/live") && (!strings.Contains(g.Config, "ide.localhost") || g.answers(c, "ide.localhost", "/")) {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("no answer on https port %d within %s", g.HTTPSPort, timeout)
+}
+
+// answers reports whether host completes a TLS handshake and answers path
+// with any status: its certificate has been issued.
+func (g *Gateway) answers(c *http.Client, host, path string) bool {
+	resp, err := c.Get(g.URL(host, path))
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // Restart starts the process again after Kill or Stop, with the same config and data.
