@@ -77,7 +77,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// file name is seen as such and refused, never decoded into structure.
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), prefix)
 	id, sub, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-	if sub == "exec" || strings.HasPrefix(sub, "exec/") {
+	if sub == "exec" {
+		// claude_exec's, which checks ownership itself. Paths below it
+		// are the backend's: checked like any other below.
 		return next.ServeHTTP(w, r)
 	}
 	user, ok := identity.FromContext(r.Context())

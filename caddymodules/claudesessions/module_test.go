@@ -42,8 +42,15 @@ func TestRouting(t *testing.T) {
 		{"GET", "/api/sessions/", true, 200, ""},
 		{"PUT", "/api/sessions", true, 405, "method_not_allowed"},
 		{"GET", "/api/sessions/" + s.ID, true, 200, ""},
-		{"GET", "/api/sessions/" + s.ID + "/", true, 404, "not_found"},
-		{"GET", "/api/sessions/" + s.ID + "/other", true, 404, "not_found"},
+		// The backend's per-session routes pass on for the owner only.
+		{"GET", "/api/sessions/" + s.ID + "/", true, 0, ""},
+		{"GET", "/api/sessions/" + s.ID + "/other", true, 0, ""},
+		{"GET", "/api/sessions/" + s.ID + "/exec/x", true, 0, ""},
+		{"GET", "/api/sessions/session-00000000000000000000000000000000/other", true, 404, "session_not_found"},
+		// Only …/exec itself is claude_exec's (which checks ownership);
+		// anything below it is the backend's, so ownership is checked here.
+		{"GET", "/api/sessions/session-00000000000000000000000000000000/exec/x", true, 404, "session_not_found"},
+		{"POST", "/api/sessions/session-00000000000000000000000000000000/exec/", true, 404, "session_not_found"},
 		{"GET", "/api/sessions/" + s.ID + "/files", true, 200, ""},
 		{"GET", "/api/sessions/session-XYZ/files/", true, 404, "session_not_found"},
 	} {
