@@ -45,6 +45,7 @@ func TestLimiter(t *testing.T) {
 					releases[s.release-1]()
 					continue
 				}
+				_, queued := l.stats()
 				got := make(chan func(), 1)
 				errc := make(chan error, 1)
 				go func() {
@@ -55,22 +56,23 @@ func TestLimiter(t *testing.T) {
 					}
 					got <- rel
 				}()
-				select {
-				case rel := <-got:
-					if s.want != "run" {
-						t.Fatalf("step %d (%s): ran, want %s", i, s.user, s.want)
-					}
-					releases[i] = rel
-				case err := <-errc:
-					var be *BusyError
-					if s.want != "busy" || !errors.As(err, &be) {
-						t.Fatalf("step %d (%s): %v, want %s", i, s.user, err, s.want)
-					}
-				case <-time.After(100 * time.Millisecond):
+				rel, waits, err := outcome(l, queued, got, errc)
+				switch {
+				case waits:
 					if s.want != "wait" {
 						t.Fatalf("step %d (%s): waits, want %s", i, s.user, s.want)
 					}
 					waiting[i] = got
+				case err == nil:
+					if s.want != "run" {
+						t.Fatalf("step %d (%s): ran, want %s", i, s.user, s.want)
+					}
+					releases[i] = rel
+				default:
+					var be *BusyError
+					if s.want != "busy" || !errors.As(err, &be) {
+						t.Fatalf("step %d (%s): %v, want %s", i, s.user, err, s.want)
+					}
 				}
 			}
 			if tt.name == "a freed slot goes to the first waiter that may run" {
@@ -101,9 +103,8 @@ func TestLimiterCancelledWaiterLeavesTheQueue(t *testing.T) {
 		_, err := l.acquire(ctx, "b")
 		errc <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
-	if _, q := l.stats(); q != 1 {
-		t.Fatalf("queued %d, want 1", q)
+	if _, waits, err := outcome(l, 0, nil, errc); !waits {
+		t.Fatalf("b did not wait: %v", err)
 	}
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
@@ -123,6 +124,25 @@ func TestLimiterCancelledWaiterLeavesTheQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel2()
+}
+
+// outcome waits until an acquire started in a goroutine either returned
+// (on got or errc) or joined the queue, which then holds more than queued
+// callers: it never mistakes a slow goroutine for a waiting one.
+func outcome(l *limiter, queued int, got <-chan func(), errc <-chan error) (rel func(), waits bool, err error) {
+	for {
+		select {
+		case rel := <-got:
+			return rel, false, nil
+		case err := <-errc:
+			return nil, false, err
+		default:
+		}
+		if _, q := l.stats(); q > queued {
+			return nil, true, nil
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
