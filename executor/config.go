@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -158,8 +160,8 @@ func (c Config) Validate() error {
 		return errors.New("concurrency and per_user must be positive")
 	case c.PerUser > c.Concurrency:
 		return fmt.Errorf("per_user %d exceeds concurrency %d", c.PerUser, c.Concurrency)
-	case c.User == "0" || c.User == "root" || len(c.User) >= 2 && c.User[:2] == "0:":
-		return errors.New("user may not be root")
+	case isRoot(c.User):
+		return fmt.Errorf("user %q may not be root (nor leave the user to the image)", c.User)
 	case c.DaemonWorkspace != "" && !filepath.IsAbs(c.DaemonWorkspace) && !isSlashAbs(c.DaemonWorkspace):
 		return fmt.Errorf("daemon_workspace %q is not an absolute path", c.DaemonWorkspace)
 	}
@@ -178,6 +180,16 @@ func (c Config) Image(language string) string {
 		return img
 	}
 	return DefaultImage
+}
+
+// isRoot reports whether the user part of a "user[:group]" setting is root
+// (by name or uid 0, however spelt) or empty, which leaves it to the image.
+func isRoot(user string) bool {
+	name, _, _ := strings.Cut(user, ":")
+	if uid, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return uid == 0
+	}
+	return name == "" || name == "root"
 }
 
 func isSlashAbs(p string) bool { return len(p) > 0 && p[0] == '/' }

@@ -153,6 +153,12 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", Config{}, true},
 		{"root user", Config{User: "0:0"}, false},
+		{"root by name", Config{User: "root"}, false},
+		{"root by name with a group", Config{User: "root:1000"}, false},
+		{"uid 0 spelt 00", Config{User: "00:1000"}, false},
+		{"no user, only a group (the image's user, often root)", Config{User: ":1000"}, false},
+		{"named user", Config{User: "sandbox"}, true},
+		{"uid only", Config{User: "1000"}, true},
 		{"tiny memory", Config{Memory: 1 << 20}, false},
 		{"max below default timeout", Config{Timeout: time.Minute, MaxTimeout: time.Second * 30}, false},
 		{"per_user above concurrency", Config{Concurrency: 2, PerUser: 3}, false},
