@@ -93,7 +93,11 @@ func (h *Handoff) Provision(ctx caddy.Context) error {
 	if h.LoginPath == "" {
 		h.LoginPath = DefaultLoginPath
 	}
-	o, err := origin.Canonical(caddy.NewReplacer().ReplaceAll(h.IDEOrigin, ""))
+	ide := caddy.NewReplacer().ReplaceAll(h.IDEOrigin, "")
+	if ide == "" {
+		return errors.New("claude_ide_handoff: ide_origin is required: set it to the IDE host's origin, such as https://ide.example.com")
+	}
+	o, err := origin.Canonical(ide)
 	if err != nil {
 		return fmt.Errorf("claude_ide_handoff: ide_origin: %w", err)
 	}
@@ -107,14 +111,6 @@ func (h *Handoff) Provision(ctx caddy.Context) error {
 	}
 	if h.auth, err = claudeauth.Acquire(ctx); err != nil {
 		return err
-	}
-	return nil
-}
-
-// Validate checks the configuration.
-func (h *Handoff) Validate() error {
-	if h.IDEOrigin == "" {
-		return errors.New("claude_ide_handoff: ide_origin is required")
 	}
 	return nil
 }
@@ -172,7 +168,6 @@ func noStore(w http.ResponseWriter) {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handoff)(nil)
-	_ caddy.Validator             = (*Handoff)(nil)
 	_ caddy.CleanerUpper          = (*Handoff)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handoff)(nil)
 )

@@ -6,7 +6,7 @@
 package claudeorigin
 
 import (
-	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -91,7 +91,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	list, err := origin.NewList(repl.ReplaceAll(h.AppOrigin, ""), allowed...)
 	if err != nil {
-		return err
+		return fmt.Errorf("claude_origin: %w", err)
 	}
 	cookies := h.AuthCookies
 	if len(cookies) == 0 {
@@ -106,14 +106,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxAge:        time.Duration(h.MaxAge),
 	}
 	h.logger.Info("origin allow-list", zap.Strings("origins", list.Origins()))
-	return nil
-}
-
-// Validate refuses a config without an app origin.
-func (h *Handler) Validate() error {
-	if h.AppOrigin == "" {
-		return errors.New("claude_origin: app_origin is required")
-	}
 	return nil
 }
 
@@ -184,6 +176,5 @@ func (cw *corsWriter) ReadFrom(r io.Reader) (int64, error) {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
