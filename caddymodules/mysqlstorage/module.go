@@ -15,7 +15,6 @@ import (
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/certstore"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 func init() {
@@ -69,9 +68,6 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("storage mysql: no dsn, and no claude app to take the database from: %w", err)
 		}
 		setting = app.(*claude.App).Database
-	}
-	if _, err := store.ParseSetting(setting); err != nil {
-		return fmt.Errorf("storage mysql: %w", err)
 	}
 	db, reused, err := claude.AcquireDB(ctx, setting)
 	if err != nil {
