@@ -100,6 +100,10 @@ func TestProductionCaddyfile(t *testing.T) {
 	}
 	t.Setenv("DOMAIN", "gateway.example.com")
 	t.Setenv("CLAUDE_DATABASE", "mysql://u:p@tcp(mysql:3306)/claude")
+	for _, v := range []string{"RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_LOGIN"} {
+		t.Setenv(v, "") // restored after the test
+		os.Unsetenv(v)  // the defaults are under test
+	}
 	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(b, map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		t.Fatal(err)
