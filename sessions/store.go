@@ -364,6 +364,35 @@ func (s *Store) Touch(ctx context.Context, id string) error {
 	return s.writeMetadata(s.session(id, user, created, now, cfg))
 }
 
+// KeepActive touches session id (see Touch) while a long use of it goes
+// on, such as a run in its sandbox, so that it cannot expire underneath
+// that use. It touches until ctx ends or the returned stop is called; stop
+// waits for a touch in progress.
+func (s *Store) KeepActive(ctx context.Context, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Twice per interval: Touch skips a call that comes a hair early.
+		t := time.NewTicker(max(s.Config().TouchInterval/2, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := s.Touch(ctx, id); err != nil && ctx.Err() == nil {
+				s.logger.Warn("recording session activity", zap.String("session", id), zap.Error(err))
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // FilesDir returns the absolute path of session id's files/ directory, the
 // directory a sandbox mounts. It checks the id's form, not ownership.
 func (s *Store) FilesDir(id string) (string, error) {

@@ -132,6 +132,35 @@ func TestTouchMovesRowAndMetadata(t *testing.T) {
 	})
 }
 
+// TestKeepActive: while a long use of a session (a run in its sandbox) holds
+// it, its last_active_at keeps moving; once released, it stays put.
+func TestKeepActive(t *testing.T) {
+	ctx := context.Background()
+	st, _, _ := newStore(t, testenv.SQLiteDatabase(t), sessions.Config{Timeout: time.Hour, TouchInterval: 20 * time.Millisecond})
+	s, err := st.Create(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := st.KeepActive(ctx, s.ID)
+	var moved sessions.Session
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		moved, _ = st.Get(ctx, s.ID, "alice")
+		if moved.LastActiveAt.After(s.LastActiveAt) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("last_active_at did not move while the session was kept active")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	after, _ := st.Get(ctx, s.ID, "alice")
+	time.Sleep(100 * time.Millisecond) // five touch intervals
+	if again, _ := st.Get(ctx, s.ID, "alice"); !again.LastActiveAt.Equal(after.LastActiveAt) {
+		t.Errorf("last_active_at moved after stop: %v → %v", after.LastActiveAt, again.LastActiveAt)
+	}
+}
+
 // TestCapsUnderConcurrency runs 50 creates at once with 10 slots left: exactly
 // 10 succeed, on each dialect. A per-user cap holds the same way.
 func TestCapsUnderConcurrency(t *testing.T) {

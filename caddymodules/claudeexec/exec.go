@@ -73,6 +73,8 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 	if err := h.sessions.Touch(ctx, id); err != nil && !errors.Is(err, context.Canceled) {
 		h.logger.Warn("touching the session before a run", zap.String("session", id), zap.Error(err))
 	}
+	// A run may outlast the session timeout: it is activity all along.
+	defer h.sessions.KeepActive(ctx, id)()
 	dir, err := h.sessions.FilesDir(id)
 	if err != nil {
 		h.sessionError(w, r, err)

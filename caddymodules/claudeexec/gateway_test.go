@@ -51,15 +51,25 @@ func start(t *testing.T, settings ...string) *gw {
 
 func startTB(t testing.TB, settings ...string) *gw {
 	t.Helper()
+	return startEnv(t, nil, settings...)
+}
+
+// startEnv is start with extra environment for Caddyfile.dev.
+func startEnv(t testing.TB, extra map[string]string, settings ...string) *gw {
+	t.Helper()
 	testenv.DockerImage(t, image())
 	instance := "gwtest-" + testenv.RandomHex(6)
 	cfg := caddyfile(t, instance, settings...)
-	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: map[string]string{
+	env := map[string]string{
 		"SECRET_KEY":      gatewaytest.TestSecret,
 		"CLAUDE_DATABASE": testenv.SQLiteDatabase(t),
 		// The per-user API rate limit is not what these tests are about.
 		"RATE_LIMIT_PER_MINUTE": "100000",
-	}})
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: env})
 	c := g.Client()
 	c.Timeout = 2 * time.Minute
 	w := &gw{
@@ -290,6 +300,24 @@ func TestExecAPI(t *testing.T) {
 
 // TestSSE checks that the first line arrives while the run goes on, and
 // that a client that goes away kills its run at once.
+// TestLongRunKeepsItsSession: a run that lasts longer than the session
+// timeout keeps its session, and the workspace it writes to, from expiring.
+func TestLongRunKeepsItsSession(t *testing.T) {
+	t.Parallel()
+	w := startEnv(t, map[string]string{"SESSION_TIMEOUT": "3"}, "timeout 20")
+	id := w.session(w.alice)
+	r, res := w.exec(w.alice, id, "bash", "sleep 5; echo done > /workspace/out.txt")
+	if r.status != 200 || res.ExitCode != 0 {
+		t.Fatalf("run: %d %s", r.status, r.body)
+	}
+	if g := w.do("GET", "/api/sessions/"+id, w.alice, nil); g.status != 200 {
+		t.Fatalf("the session expired during its run: %d %s", g.status, g.body)
+	}
+	if f := w.do("GET", "/api/sessions/"+id+"/files/out.txt", w.alice, nil); f.status != 200 || string(f.body) != "done\n" {
+		t.Errorf("the run's file: %d %q", f.status, f.body)
+	}
+}
+
 func TestSSE(t *testing.T) {
 	t.Parallel()
 	w := start(t, "max_timeout 15m")
