@@ -356,7 +356,9 @@ func TestGatewayImage(t *testing.T) {
 		pid := docker(t, "inspect", "-f", "{{.State.Pid}}", gateway)
 		status, err := os.ReadFile("/proc/" + pid + "/status")
 		if err != nil {
-			t.Skipf("cannot read the process status: %v", err)
+			// The daemon runs the container in another machine or PID
+			// namespace: fine elsewhere, a gap under CI.
+			testenv.Missing(t, "the gateway process's /proc status (a Docker engine on this host)", err)
 		}
 		sc := bufio.NewScanner(strings.NewReader(string(status)))
 		for sc.Scan() {
