@@ -29,6 +29,14 @@ const (
 	MaxTTL = 60 * time.Second
 )
 
+// MaxNextLength is the longest Grant.Next a ticket can carry: the size of
+// the column that keeps it.
+const MaxNextLength = 2048
+
+// ErrNextTooLong is returned by Issue for a Grant.Next longer than
+// MaxNextLength; nothing is stored.
+var ErrNextTooLong = fmt.Errorf("ideticket: the path to land on is longer than %d bytes", MaxNextLength)
+
 // ErrInvalidTicket is returned for a ticket that is unknown, expired, already
 // redeemed or meant for another audience. The cases are not told apart.
 var ErrInvalidTicket = errors.New("ideticket: invalid, expired or already used ticket")
@@ -71,6 +79,9 @@ func (s *Store) TTL() time.Duration { return s.ttl }
 func (s *Store) Issue(ctx context.Context, audience string, g Grant) (string, error) {
 	if g.User.ID == "" || audience == "" {
 		return "", errors.New("ideticket: a ticket needs a user and an audience")
+	}
+	if len(g.Next) > MaxNextLength {
+		return "", ErrNextTooLong
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {

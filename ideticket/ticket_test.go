@@ -3,6 +3,7 @@ package ideticket
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,6 +111,21 @@ func TestTickets(t *testing.T) {
 				defer func() { clock = clock.Add(-31 * time.Second) }()
 				if n, err := s.Recent(ctx, "u-recent"); err != nil || n != 0 {
 					t.Fatalf("Recent after the TTL = %d, %v; want 0", n, err)
+				}
+			})
+			t.Run("next too long to store", func(t *testing.T) {
+				long := grant
+				long.Next = "/" + strings.Repeat("a", MaxNextLength)
+				if _, err := s.Issue(ctx, ide, long); !errors.Is(err, ErrNextTooLong) {
+					t.Fatalf("Issue with a %d-byte next = %v, want ErrNextTooLong", len(long.Next), err)
+				}
+				long.Next = long.Next[:MaxNextLength]
+				tk, err := s.Issue(ctx, ide, long)
+				if err != nil {
+					t.Fatalf("Issue with a next of MaxNextLength bytes: %v", err)
+				}
+				if g, err := s.Redeem(ctx, ide, tk); err != nil || g.Next != long.Next {
+					t.Fatalf("Redeem = %d-byte next, %v; want the %d bytes issued", len(g.Next), err, len(long.Next))
 				}
 			})
 			t.Run("only hashes stored, expired rows deleted", func(t *testing.T) {

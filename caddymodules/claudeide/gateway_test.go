@@ -15,6 +15,7 @@ import (
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeide"
+	"github.com/claude-gateway/claude-gateway/ideticket"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 )
@@ -332,5 +333,11 @@ func TestIDETicketAcrossReplicas(t *testing.T) {
 	callback = a.handoff(t, a.login(t), "/")
 	if resp, _ := b.do(t, http.MethodGet, strings.Replace(callback, a.ideOrigin(), b.ideOrigin(), 1), nil); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a ticket for another IDE origin was redeemed: %d", resp.StatusCode)
+	}
+	// A next longer than a ticket can carry (MariaDB would refuse the row)
+	// lands on the IDE's start page instead of failing the hand-off.
+	callback = a.handoff(t, a.login(t), "/?folder=/"+strings.Repeat("a", ideticket.MaxNextLength))
+	if resp, _ := a.do(t, http.MethodGet, callback, nil); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
+		t.Fatalf("callback for a too long next: %d Location %.40q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

@@ -130,6 +130,9 @@ func (h *Handoff) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	noStore(w)
 	target := claudeauth.SafeNext(r.URL.Query().Get("next"))
+	if len(target) > ideticket.MaxNextLength {
+		target = "/" // a ticket cannot carry it: land on the IDE's start page
+	}
 	claims, _, err := h.auth.UserFromRequest(r)
 	if err != nil {
 		// Log in on the app host, then come back here.
