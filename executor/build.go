@@ -62,6 +62,7 @@ type BuildError struct {
 	Log string
 }
 
+// Error returns the daemon's message, prefixed as a build failure.
 func (e *BuildError) Error() string { return "image build failed: " + e.Message }
 
 // BuildImage builds an image from a tar build context. The build runs

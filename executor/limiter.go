@@ -16,6 +16,7 @@ type BusyError struct {
 	Reason string
 }
 
+// Error says which limit was hit and when to try again.
 func (e *BusyError) Error() string {
 	return fmt.Sprintf("executor busy: %s; retry after %s", e.Reason, e.RetryAfter)
 }

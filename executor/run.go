@@ -86,6 +86,7 @@ type SpecError struct {
 	Message string
 }
 
+// Error returns the message.
 func (e *SpecError) Error() string { return e.Message }
 
 // RunPython runs code with python3; spec gives the rest of the run.

@@ -54,6 +54,7 @@ type Violation struct {
 	Detail string
 }
 
+// String renders the violation as "service: rule: detail".
 func (v Violation) String() string {
 	if v.Service == "" {
 		return v.Rule + ": " + v.Detail
