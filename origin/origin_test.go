@@ -285,3 +285,34 @@ func TestSelfOriginAllowed(t *testing.T) {
 		t.Error("plain-http origin passed as same-origin of an https request")
 	}
 }
+
+func TestSameOrigin(t *testing.T) {
+	for _, tc := range []struct {
+		host   string
+		tls    bool
+		origin string
+		want   bool
+	}{
+		{"app.example.com", true, "https://app.example.com", true},
+		{"app.example.com", true, "https://APP.example.com:443", true},
+		{"app.example.com:8443", true, "https://app.example.com:8443", true},
+		{"app.example.com", true, "http://app.example.com", false},
+		{"app.example.com", false, "https://app.example.com", false},
+		{"app.example.com", true, "https://app.example.com:8443", false},
+		{"app.example.com", true, "https://evil.example", false},
+		{"app.example.com", true, "https://app.example.com.evil.example", false},
+		{"app.example.com", true, "null", false},
+		{"app.example.com", true, "", false},
+		{"", true, "https://", false},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Host = tc.host
+		r.TLS = nil
+		if tc.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if got := SameOrigin(r, tc.origin); got != tc.want {
+			t.Errorf("SameOrigin(host %q, tls %v, %q) = %v, want %v", tc.host, tc.tls, tc.origin, got, tc.want)
+		}
+	}
+}

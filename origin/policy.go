@@ -52,15 +52,19 @@ func (p *Policy) allowed(r *http.Request, origin string) bool {
 	if origin == "" {
 		return false
 	}
-	if p.List.Allows(origin) {
-		return true
+	return p.List.Allows(origin) || SameOrigin(r, origin)
+}
+
+// SameOrigin reports whether origin, as sent in an Origin header, is the
+// origin r was sent to (see RequestOrigin). Malformed origins and "null" are
+// never the same.
+func SameOrigin(r *http.Request, origin string) bool {
+	self, err := Canonical(RequestOrigin(r))
+	if err != nil {
+		return false
 	}
-	if self, err := Canonical(RequestOrigin(r)); err == nil {
-		if o, err := Canonical(origin); err == nil && o == self {
-			return true
-		}
-	}
-	return false
+	o, err := Canonical(origin)
+	return err == nil && o == self
 }
 
 // RequestOrigin is the origin the request was sent to: https when it came over

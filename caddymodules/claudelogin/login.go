@@ -122,9 +122,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if o := r.Header.Get("Origin"); o != "" {
-		self, err1 := origin.Canonical(origin.RequestOrigin(r))
-		got, err2 := origin.Canonical(o)
-		if err1 != nil || err2 != nil || got != self {
+		if !origin.SameOrigin(r, o) {
 			h.render(w, http.StatusForbidden, form{Next: "/", Error: "Sign in from this site's own sign-in page."})
 			return nil
 		}
