@@ -2,12 +2,8 @@ package claude
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 	"github.com/claude-gateway/claude-gateway/executor"
 )
@@ -68,20 +64,9 @@ func TestExecutorOption(t *testing.T) {
 		{name: "tls with two files", block: "tls a b", err: "tls takes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := caddyfile.NewTestDispenser("claude {\nexecutor {\n" + tc.block + "\n}\n}")
-			out, err := parseGlobalOption(d, nil)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want one containing %q", err, tc.err)
-				}
+			app, ok := parseBlock(t, "executor {\n"+tc.block+"\n}", tc.err)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var app App
-			if err := json.Unmarshal(out.(httpcaddyfile.App).Value, &app); err != nil {
-				t.Fatal(err)
 			}
 			tc.check(t, app.ExecutorSettings())
 		})

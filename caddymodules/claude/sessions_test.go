@@ -1,14 +1,10 @@
 package claude
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
 
 // TestSessionOptions parses the session options of the claude block.
@@ -32,20 +28,9 @@ func TestSessionOptions(t *testing.T) {
 		{name: "extra argument", block: "max_sessions 1 2", err: "too many arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := caddyfile.NewTestDispenser("claude {\n" + tc.block + "\n}")
-			out, err := parseGlobalOption(d, nil)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want one containing %q", err, tc.err)
-				}
+			app, ok := parseBlock(t, tc.block, tc.err)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var app App
-			if err := json.Unmarshal(out.(httpcaddyfile.App).Value, &app); err != nil {
-				t.Fatal(err)
 			}
 			got := SessionsConfig{}
 			if app.SessionsConfig != nil {
