@@ -6,6 +6,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ type TokenResponse struct {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var serve func(http.ResponseWriter, *http.Request) error
-	allow := http.MethodPost
+	allow := []string{http.MethodPost}
 	switch r.URL.Path {
 	case "/api/auth/login":
 		serve = h.login
@@ -86,14 +87,15 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	case "/api/auth/logout":
 		serve = h.logout
 	case "/api/auth/me":
-		serve, allow = h.me, "GET, HEAD"
+		serve, allow = h.me, []string{http.MethodGet, http.MethodHead}
 	default:
 		return next.ServeHTTP(w, r)
 	}
 	StripIdentityHeaders(r)
-	if !strings.Contains(allow, r.Method) {
-		w.Header().Set("Allow", allow)
-		apierror.Write(w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint answers "+allow+" only."))
+	if !slices.Contains(allow, r.Method) {
+		list := strings.Join(allow, ", ")
+		w.Header().Set("Allow", list)
+		apierror.Write(w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint answers "+list+" only."))
 		return nil
 	}
 	if err := serve(w, r); err != nil {

@@ -2,6 +2,7 @@ package claudeauth
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -103,5 +104,33 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	var api APIHandler
 	if err := api.UnmarshalCaddyfile(caddyfile.NewTestDispenser("claude_auth_api {\n access_ttl 5m\n}")); err == nil {
 		t.Fatal("claude_auth_api accepted an option")
+	}
+}
+
+// TestAPIMethods: the session API answers its own methods only. A method
+// that merely shares letters with an allowed one ("OST", "EAD") is 405,
+// never served as the real one.
+func TestAPIMethods(t *testing.T) {
+	cases := []struct{ method, path string }{
+		{"OST", "/api/auth/login"},
+		{"P", "/api/auth/logout"},
+		{"OS", "/api/auth/refresh"},
+		{"GET", "/api/auth/login"},
+		{"ET", "/api/auth/me"},
+		{"EAD", "/api/auth/me"},
+		{"POST", "/api/auth/me"},
+	}
+	var h APIHandler // no service: a request that got past the method check would panic
+	for _, tc := range cases {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, tc.path, nil)
+			w := httptest.NewRecorder()
+			if err := h.ServeHTTP(w, r, nil); err != nil {
+				t.Fatal(err)
+			}
+			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") == "" {
+				t.Fatalf("status %d, Allow %q: want 405 with Allow", w.Code, w.Header().Get("Allow"))
+			}
+		})
 	}
 }
