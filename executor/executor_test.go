@@ -489,7 +489,15 @@ func TestConcurrencyLimitAndQueue(t *testing.T) {
 				t.Errorf("run %d: %v %+v", i, err, res)
 			}
 		})
-		time.Sleep(50 * time.Millisecond) // arrive in order
+		// The next run arrives once this one holds a slot or waits.
+		for deadline := time.Now().Add(30 * time.Second); i < n-1; time.Sleep(5 * time.Millisecond) {
+			if s := e.Stats(); s.Running+s.Queued > i {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d neither runs nor waits: %+v", i, e.Stats())
+			}
+		}
 	}
 	wg.Wait()
 	if ok.Load() != 3 || busy.Load() != 1 {

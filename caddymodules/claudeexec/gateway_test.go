@@ -416,7 +416,11 @@ func TestConcurrencyLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() { replies[i], _ = w.exec(w.alice, id, "bash", "sleep 2; echo done") })
-		time.Sleep(100 * time.Millisecond)
+		if i < n-1 {
+			// The next one arrives once this one holds a slot or waits,
+			// however slowly the machine runs.
+			w.waitLoad(i + 1)
+		}
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -441,6 +445,22 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 	if ok != 3 || busy != 1 {
 		t.Errorf("ok=%d busy=%d, want 3 and 1", ok, busy)
+	}
+}
+
+// waitLoad waits until GET /api/executor counts n runs running or queued.
+func (w *gw) waitLoad(n int) {
+	w.t.Helper()
+	var load struct{ Running, Queued int }
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		r := w.do("GET", "/api/executor", w.alice, nil)
+		if json.Unmarshal(r.body, &load) == nil && load.Running+load.Queued >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the executor counts %+v, want %d runs running or queued: %d %s", load, n, r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
