@@ -161,9 +161,10 @@ func (t *Tokens) Issue(u identity.User, sid string) (string, *Claims, error) {
 
 // Verify checks an access token's size, algorithm (HS256 only, whatever the
 // header says), signature (current key, then the verification-only keys),
-// exp (required), nbf, iat, iss, aud, typ and subject claims. It does not
-// consult the revocation list; see Service.Authenticate. A token verified
-// before is found in a cache until its exp, skipping the signature check.
+// exp (required, at most MaxAccessTTL after iat), nbf, iat, iss, aud, typ
+// and subject claims. It does not consult the revocation list; see
+// Service.Authenticate. A token verified before is found in a cache until
+// its exp, skipping the signature check.
 func (t *Tokens) Verify(token string) (*Claims, error) {
 	if len(token) > t.cfg.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes is over the %d-byte bound", ErrInvalidToken, len(token), t.cfg.MaxBytes)
@@ -184,6 +185,9 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: no jti", ErrInvalidToken)
 	case c.IssuedAt == nil:
 		return nil, fmt.Errorf("%w: no iat", ErrInvalidToken)
+	case c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxAccessTTL:
+		// Session and user revocations are kept MaxAccessTTL only.
+		return nil, fmt.Errorf("%w: lifetime over %s", ErrInvalidToken, MaxAccessTTL)
 	}
 	if err := validUser(c.User()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)

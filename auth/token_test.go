@@ -113,6 +113,10 @@ func TestVerifyRefuses(t *testing.T) {
 		{"unknown role", sign(t, jwt.SigningMethodHS256, testKey, with("role", "root"))},
 		{"username with a line break", sign(t, jwt.SigningMethodHS256, testKey, with("username", "alice\r\nX-Evil: 1"))},
 		{"tampered payload, old signature", parts[0] + "." + b64(tamperedClaims) + "." + parts[2]},
+		// Session and user revocations are kept MaxAccessTTL: a longer-lived
+		// token would be accepted again once its revocation entry is deleted.
+		{"lifetime over MaxAccessTTL", sign(t, jwt.SigningMethodHS256, testKey, with("exp", time.Now().Add(MaxAccessTTL+time.Minute).Unix()))},
+		{"iat long ago, exp still ahead", sign(t, jwt.SigningMethodHS256, testKey, with("iat", time.Now().Add(-MaxAccessTTL).Unix()))},
 		{"oversized", sign(t, jwt.SigningMethodHS256, testKey, with("pad", strings.Repeat("x", DefaultMaxTokenBytes)))},
 		{"garbage", "not.a.token"},
 		{"empty", ""},
