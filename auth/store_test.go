@@ -418,3 +418,100 @@ func mustCost(t *testing.T, hash []byte) int {
 	}
 	return c
 }
+
+// TestRevocationBeatsVerifiedCache: a token that was verified (and so sits in
+// the verified-token cache) is refused once revoked: at once by the replica
+// that revoked it, after its next sync by another one.
+func TestRevocationBeatsVerifiedCache(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		here, there := newTestService(t, db), newTestService(t, db)
+		there.Tokens, _ = NewTokens(here.Tokens.cfg) // same key, its own cache
+		if err := there.Revocations.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		here.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
+		revoke := []struct {
+			name string
+			do   func(s Session) error
+		}{
+			{"logout", func(s Session) error { return here.Logout(ctx, s.Access, "") }},
+			{"user", func(s Session) error { return here.RevokeUser(ctx, s.Access.Subject) }},
+		}
+		for _, rv := range revoke {
+			t.Run(rv.name, func(t *testing.T) {
+				sess, err := here.Login(ctx, "alice", "alice's password", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range []*Service{here, there} {
+					if _, err := s.Authenticate(sess.AccessToken); err != nil {
+						t.Fatalf("before the revocation: %v", err)
+					}
+				}
+				if err := rv.do(sess); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := here.Authenticate(sess.AccessToken); !errors.Is(err, ErrInvalidToken) {
+					t.Fatalf("the revoking replica still accepts the cached token: %v", err)
+				}
+				if err := there.Revocations.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := there.Authenticate(sess.AccessToken); !errors.Is(err, ErrInvalidToken) {
+					t.Fatalf("the other replica still accepts the cached token after a sync: %v", err)
+				}
+			})
+		}
+	})
+}
+
+// TestRefreshConcurrentReuse: the same refresh token presented several times
+// at once (a stolen copy raced against its owner) yields at most one new
+// session, and the re-use detected meanwhile ends the whole session, that
+// new one included.
+func TestRefreshConcurrentReuse(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := newTestService(t, db)
+		s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
+		sess, err := s.Login(ctx, "alice", "alice's password", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 6
+		var wg sync.WaitGroup
+		got := make([]Session, n)
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() { defer wg.Done(); got[i], errs[i] = s.RefreshSession(ctx, sess.RefreshToken) }()
+		}
+		wg.Wait()
+		var wins []Session
+		reused := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins = append(wins, got[i])
+			case errors.Is(err, ErrRefreshReused):
+				reused++
+			case errors.Is(err, ErrInvalidRefresh):
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		// The winner may already learn of the re-use and get ErrInvalidRefresh.
+		if len(wins) > 1 || reused == 0 {
+			t.Fatalf("%d rotations succeeded, %d saw a re-use; want at most 1 and at least 1", len(wins), reused)
+		}
+		for _, w := range append(wins, sess) {
+			if _, err := s.Authenticate(w.AccessToken); !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("an access token of the session outlives the detected re-use: %v", err)
+			}
+			if _, err := s.RefreshSession(ctx, w.RefreshToken); err == nil {
+				t.Fatal("a refresh token of the session outlives the detected re-use")
+			}
+		}
+	})
+}
