@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,7 +210,11 @@ func privateLoopback(t *testing.T) string {
 		}
 		lastErr = err
 	}
-	testenv.Missing(t, "binding port 80 on a loopback address (root or CAP_NET_BIND_SERVICE, for the ACME http-01 challenge)", lastErr)
+	what := "binding port 80 on a loopback address (root or CAP_NET_BIND_SERVICE, for the ACME http-01 challenge)"
+	if errors.Is(lastErr, syscall.EADDRINUSE) {
+		what = "a free port 80 on a loopback address (another process listens on *:80; find it with `ss -ltnp 'sport = :80'`)"
+	}
+	testenv.Missing(t, what, lastErr)
 	return ""
 }
 
