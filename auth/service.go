@@ -93,7 +93,8 @@ func addrRegKey(addr string) string     { return "addr:" + addr }
 // right, starts a session. While the username or the address is banned it
 // returns a *BannedError without looking at the password; a wrong password,
 // an unknown user and a disabled account all return ErrInvalidCredentials
-// after the same bcrypt work.
+// after the same bcrypt work. A successful login re-hashes a password stored
+// at another bcrypt cost than the configured one.
 func (s *Service) Login(ctx context.Context, username, password, clientAddr string) (Session, error) {
 	username = NormalizeUsername(username)
 	keys := []string{userRegKey(username)}
@@ -121,6 +122,9 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 		return Session{}, s.failed(ctx, now, keys)
 	}
 	if err := s.Regulator.Reset(ctx, now, userRegKey(username)); err != nil {
+		return Session{}, err
+	}
+	if err := s.Users.rehashIfNeeded(ctx, acct, password); err != nil {
 		return Session{}, err
 	}
 	refresh, rt, err := s.Refresh.Issue(ctx, acct.ID)

@@ -335,6 +335,34 @@ func TestLoginSameTimeForUnknownUser(t *testing.T) {
 	}
 }
 
+// TestLoginRehashesToConfiguredCost: an account hashed at another bcrypt cost
+// (`users add` uses the default; the gateway may be configured otherwise)
+// makes a wrong password take a different time than an unknown user, whose
+// dummy hash has the configured cost. A successful login re-hashes it.
+func TestLoginRehashesToConfiguredCost(t *testing.T) {
+	db := testenv.OpenDB(t, testenv.SQLiteDatabase(t))
+	ctx := context.Background()
+	if _, err := NewUsers(db, bcrypt.MinCost).Create(ctx, "alice", "alice's password", identity.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	users := NewUsers(db, bcrypt.MinCost+1)
+	s := NewService(newTestTokens(t, TokenConfig{}), users, NewRefreshTokens(db, time.Hour), NewRevocations(db),
+		NewMemoryRegulator(RegulationPolicy{}))
+	if _, err := s.Login(ctx, "alice", "alice's password", ""); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := users.ByName(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustCost(t, acct.passwordHash), mustCost(t, s.dummyHash); got != want {
+		t.Fatalf("after a login the account's hash has cost %d, the unknown-user dummy %d", got, want)
+	}
+	if _, err := s.Login(ctx, "alice", "alice's password", ""); err != nil {
+		t.Fatalf("login after the re-hash: %v", err)
+	}
+}
+
 func TestRefreshAndLogout(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()

@@ -213,6 +213,27 @@ func (u *Users) SetPassword(ctx context.Context, username, password string) (Acc
 	return u.update(ctx, username, "password_hash = ?", string(h))
 }
 
+// rehashIfNeeded stores a new hash of password, the account's verified
+// current password, when its stored hash has another cost than the store's:
+// an unknown user is checked against a dummy hash of the store's cost, so
+// every account's hash must have it too, or a wrong password would take a
+// different time than an unknown user.
+func (u *Users) rehashIfNeeded(ctx context.Context, a Account, password string) error {
+	if c, err := bcrypt.Cost(a.passwordHash); err == nil && c == u.cost {
+		return nil
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), u.cost)
+	if err != nil {
+		return fmt.Errorf("re-hashing the password of %s: %w", a.Username, err)
+	}
+	// Only over the hash just verified: a concurrent password change wins.
+	if _, err := u.db.ExecContext(ctx, "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+		string(h), a.ID, string(a.passwordHash)); err != nil {
+		return fmt.Errorf("re-hashing the password of %s: %w", a.Username, err)
+	}
+	return nil
+}
+
 // SetDisabled disables or re-enables an account.
 func (u *Users) SetDisabled(ctx context.Context, username string, disabled bool) (Account, error) {
 	v := 0
