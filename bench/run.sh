@@ -2,13 +2,18 @@
 # Edge benchmark, all on loopback, one run: a small GET
 #   1. straight to the upstream (direct),
 #   2. through a bare `reverse_proxy` HTTPS site of the same binary (bare),
-#   3. through the gateway's app route of Caddyfile.dev (app: headers, probes, auth …),
-# with wrk (Debian package). Prints requests/s and p99 for each, and app/bare.
-# Usage: bench/run.sh [seconds] [connections]
+#   3. the same bare site with the app route's JSON access log (bare+log),
+#   4. through the gateway's app route of Caddyfile.dev (app: access log, headers,
+#      origin check, rate limit, token check, session routing),
+# with wrk (Debian package), in interleaved rounds so that a change in the
+# machine's load hits every target alike. Prints the median requests/s and p99
+# of each, and the ratios.
+# Usage: bench/run.sh [seconds per round] [connections] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-10}
+secs=${1:-5}
 conns=${2:-32}
+rounds=${3:-3}
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -27,14 +32,18 @@ up_port=$(free_port)
 
 export SECRET_KEY=bench-secret-key-0123456789abcdef0123456789abcdef
 export CLAUDE_HTTPS_PORT=$(free_port) CLAUDE_HTTP_PORT=$(free_port) CLAUDE_ADMIN=127.0.0.1:$(free_port)
-export BENCH_BARE_PORT=$(free_port)
+export BENCH_BARE_PORT=$(free_port) BENCH_LOGGED_PORT=$(free_port)
 export FRONTEND_UPSTREAM=127.0.0.1:$up_port BACKEND_UPSTREAM=127.0.0.1:$up_port CODE_SERVER_UPSTREAM=127.0.0.1:$up_port
 export CLAUDE_DATABASE=sqlite:$work/gateway.db CLAUDE_DATA=$work/data CLAUDE_WORKSPACE=$work/workspace
 export XDG_CONFIG_HOME=$work XDG_DATA_HOME=$work
 export RATE_LIMIT_PER_MINUTE=100000000
 
-# Caddyfile.dev plus a bare proxy site on its own port, same binary, same process.
-{ cat Caddyfile.dev; printf '\nhttps://localhost:{$BENCH_BARE_PORT} {\n\treverse_proxy {$FRONTEND_UPSTREAM}\n}\n'; } >"$work/Caddyfile"
+# Caddyfile.dev plus two bare proxy sites on their own ports, same binary, same process.
+{
+	cat Caddyfile.dev
+	printf '\nhttps://localhost:{$BENCH_BARE_PORT} {\n\treverse_proxy {$FRONTEND_UPSTREAM}\n}\n'
+	printf '\nhttps://localhost:{$BENCH_LOGGED_PORT} {\n\timport access_log\n\treverse_proxy {$FRONTEND_UPSTREAM}\n}\n'
+} >"$work/Caddyfile"
 # The access log is part of the app route's cost; keep it, but off the terminal.
 bin/claude-gateway run --config "$work/Caddyfile" --adapter caddyfile >"$work/gateway.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 100); do
@@ -43,27 +52,42 @@ for _ in $(seq 1 100); do
 done
 token=$("$work/mktoken")
 
-run() { # name url [header]
+run() { # name url [header]: one round, appended to $work/<name>.{rps,p99}
 	local name=$1 url=$2 hdr=${3:-}
 	local args=(-t1 -c"$conns" -d"${secs}s" --latency)
 	[ -n "$hdr" ] && args+=(-H "$hdr")
-	wrk "${args[@]}" "$url" >/dev/null 2>&1 || true # warm-up connections and caches
 	local out; out=$(wrk "${args[@]}" "$url")
-	local rps p99 non2xx
-	rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-	printf '%-8s %12s req/s   p99 %-10s non-2xx %s\n' "$name" "$rps" "$p99" "${non2xx:-0}"
-	echo "$rps" >"$work/$name.rps"
+	if grep -q 'Non-2xx' <<<"$out"; then
+		echo "bench: $name answered non-2xx responses:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	awk '/Requests\/sec/ {print $2}' <<<"$out" >>"$work/$name.rps"
+	awk '$1=="99%" {print $2}' <<<"$out" >>"$work/$name.p99"
 }
 
-echo "edge benchmark: ${secs}s per target, $conns connections, wrk -t1, $(nproc) cores"
-run direct "http://127.0.0.1:$up_port/"
-run bare "https://localhost:$BENCH_BARE_PORT/"
-run app "https://localhost:$CLAUDE_HTTPS_PORT/" "Authorization: Bearer $token"
-python3 - "$work" <<'PY'
-import sys, pathlib
-d = pathlib.Path(sys.argv[1])
-r = {n: float((d / f"{n}.rps").read_text()) for n in ("direct", "bare", "app")}
-print(f"app/bare = {r['app']/r['bare']:.3f} (target >= 0.90); bare/direct = {r['bare']/r['direct']:.3f}")
+echo "edge benchmark: $rounds rounds of ${secs}s per target, $conns connections, wrk -t1, $(nproc) cores"
+targets=(direct bare bare+log app)
+for name in "${targets[@]}"; do : >"$work/$name.rps"; : >"$work/$name.p99"; done
+wrk -t1 -c"$conns" -d2s "https://localhost:$CLAUDE_HTTPS_PORT/" -H "Authorization: Bearer $token" >/dev/null # warm-up
+for ((i = 1; i <= rounds; i++)); do
+	run direct "http://127.0.0.1:$up_port/"
+	run bare "https://localhost:$BENCH_BARE_PORT/"
+	run bare+log "https://localhost:$BENCH_LOGGED_PORT/"
+	run app "https://localhost:$CLAUDE_HTTPS_PORT/" "Authorization: Bearer $token"
+done
+python3 - "$work" "${targets[@]}" <<'PY'
+import sys, pathlib, statistics
+d, names = pathlib.Path(sys.argv[1]), sys.argv[2:]
+def ms(v):
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if v.endswith(unit):
+            return float(v[: -len(unit)]) * f
+rps = {n: statistics.median(float(x) for x in (d / f"{n}.rps").read_text().split()) for n in names}
+p99 = {n: statistics.median(ms(x) for x in (d / f"{n}.p99").read_text().split()) for n in names}
+for n in names:
+    print(f"{n:9s} {rps[n]:10.0f} req/s   p99 {p99[n]:7.2f} ms   (median of rounds)")
+print(f"app/bare     = {rps['app']/rps['bare']:.3f} (target >= 0.90)")
+print(f"app/bare+log = {rps['app']/rps['bare+log']:.3f} (what the gateway's own modules cost)")
+print(f"bare/direct  = {rps['bare']/rps['direct']:.3f}")
 PY
