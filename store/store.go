@@ -134,6 +134,13 @@ func open(s Setting) (*sql.DB, error) {
 			if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
 				return nil, fmt.Errorf("database: creating the directory of %s: %w", s.Path, err)
 			}
+			// The file holds password hashes and tokens: create it private
+			// (SQLite gives its -wal and -shm files the same mode).
+			f, err := os.OpenFile(s.Path, os.O_RDONLY|os.O_CREATE, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("database: creating %s: %w", s.Path, err)
+			}
+			f.Close()
 		}
 		q := url.Values{}
 		for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -175,5 +177,23 @@ func TestEmbeddedMigrations(t *testing.T) {
 				t.Fatalf("second migrate: %v", err)
 			}
 		})
+	}
+}
+
+// TestSQLiteFilesArePrivate: the database holds password hashes and tokens.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	db := testenv.OpenDB(t, "sqlite:"+filepath.Join(dir, "sub", "gateway.db"))
+	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS t (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sub", "sub/gateway.db", "sub/gateway.db-wal"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group and others", name, perm)
+		}
 	}
 }
