@@ -52,9 +52,6 @@ func NewRefreshTokens(db *store.DB, ttl time.Duration) *RefreshTokens {
 	return &RefreshTokens{db: db, ttl: ttl}
 }
 
-// TTL is the lifetime of new refresh tokens.
-func (r *RefreshTokens) TTL() time.Duration { return r.ttl }
-
 func hashRefresh(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])

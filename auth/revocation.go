@@ -38,7 +38,7 @@ type Revocations struct {
 }
 
 // NewRevocations returns the list over db with an empty snapshot; call Sync
-// (or Run) to fill it.
+// to fill it, and again every few seconds to keep it fresh.
 func NewRevocations(db *store.DB) *Revocations {
 	r := &Revocations{db: db}
 	empty := map[string]int64{}
@@ -119,20 +119,6 @@ func (r *Revocations) LastSync() time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(ms)
-}
-
-// Run calls Sync every interval until ctx ends, reporting failures to onErr.
-func (r *Revocations) Run(ctx context.Context, interval func() time.Duration, onErr func(error)) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval()):
-		}
-		if err := r.Sync(ctx); err != nil && ctx.Err() == nil && onErr != nil {
-			onErr(err)
-		}
-	}
 }
 
 // revoke records key in the database until expiresAt and in the local

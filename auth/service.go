@@ -242,10 +242,3 @@ func RevokeUser(ctx context.Context, refresh *RefreshTokens, revocations *Revoca
 	}
 	return errors.Join(errs...)
 }
-
-// Cleanup deletes refresh tokens and revocation entries that expired before now.
-func (s *Service) Cleanup(ctx context.Context, now time.Time) error {
-	_, err1 := s.Refresh.DeleteExpired(ctx, now)
-	_, err2 := s.Revocations.DeleteExpired(ctx, now)
-	return errors.Join(err1, err2)
-}

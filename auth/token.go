@@ -127,9 +127,6 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	return t, nil
 }
 
-// TTL is the lifetime of the access tokens Issue makes.
-func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
-
 // Issue signs a new access token for u, belonging to the login session sid
 // (may be empty).
 func (t *Tokens) Issue(u identity.User, sid string) (string, *Claims, error) {
