@@ -27,35 +27,61 @@ func CheckSecret(key []byte, source string) error {
 	return nil
 }
 
-// SecretFromEnv reads the signing key from the environment variable name or,
-// when it is empty, from the file named by name+"_FILE" (Docker and
-// Kubernetes secrets). It returns ErrNoSecret when neither is set, and an
-// error when both are set or the key is too short.
-func SecretFromEnv(getenv func(string) string, name string) ([]byte, error) {
-	val, file := getenv(name), getenv(name+"_FILE")
+// FromEnvOrFile returns the value of the environment variable name or, when
+// it is empty, the content of the file named by name+"_FILE" (Docker and
+// Kubernetes secrets) without the trailing line break editors and `echo`
+// add; source says where the value came from, for messages. It returns an
+// error when both are set or the file is empty, and a nil value when neither
+// is set.
+func FromEnvOrFile(getenv func(string) string, name string) (val []byte, source string, err error) {
+	v, file := getenv(name), getenv(name+"_FILE")
 	switch {
-	case val != "" && file != "":
-		return nil, fmt.Errorf("both %s and %s_FILE are set; set only one", name, name)
-	case val != "":
-		key := []byte(val)
-		if err := CheckSecret(key, name); err != nil {
-			return nil, err
-		}
-		return key, nil
-	case file != "":
-		return ReadSecretFile(file)
+	case v != "" && file != "":
+		return nil, "", fmt.Errorf("both %s and %s_FILE are set; set only one", name, name)
+	case v != "":
+		return []byte(v), name, nil
+	case file == "":
+		return nil, "", nil
 	}
-	return nil, ErrNoSecret
+	b, err := readTrimmed(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading %s_FILE: %w", name, err)
+	}
+	if len(b) == 0 {
+		return nil, "", fmt.Errorf("%s_FILE %s is empty", name, file)
+	}
+	return b, "the file " + file, nil
+}
+
+func readTrimmed(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	return bytes.TrimRight(b, "\r\n"), err
+}
+
+// SecretFromEnv reads the signing key from the environment variable name or
+// the file named by name+"_FILE" (see FromEnvOrFile). It returns ErrNoSecret
+// when neither is set, and an error when both are set or the key is too short.
+func SecretFromEnv(getenv func(string) string, name string) ([]byte, error) {
+	key, source, err := FromEnvOrFile(getenv, name)
+	switch {
+	case err != nil:
+		return nil, err
+	case key == nil:
+		return nil, ErrNoSecret
+	}
+	if err := CheckSecret(key, source); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 // ReadSecretFile reads a signing key from a file, without the trailing line
 // break editors and `echo` add, and checks its length.
 func ReadSecretFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	key, err := readTrimmed(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the signing key: %w", err)
 	}
-	key := bytes.TrimRight(b, "\r\n")
 	if err := CheckSecret(key, "the key in "+path); err != nil {
 		return nil, err
 	}

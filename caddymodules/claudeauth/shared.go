@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -85,26 +84,14 @@ func newState(db *store.DB, users *auth.Users, logger *zap.Logger, syncEvery tim
 // the file named by CLAUDE_ADMIN_PASSWORD_FILE (a Docker or Kubernetes
 // secret); "" when neither is set, and the password is generated.
 func adminPassword(getenv func(string) string) (string, error) {
-	val, file := getenv("CLAUDE_ADMIN_PASSWORD"), getenv("CLAUDE_ADMIN_PASSWORD_FILE")
-	switch {
-	case val != "" && file != "":
-		return "", errors.New("both CLAUDE_ADMIN_PASSWORD and CLAUDE_ADMIN_PASSWORD_FILE are set; set only one")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("reading CLAUDE_ADMIN_PASSWORD_FILE: %w", err)
-		}
-		val = strings.TrimRight(string(b), "\r\n")
-		if val == "" {
-			return "", fmt.Errorf("CLAUDE_ADMIN_PASSWORD_FILE %s is empty", file)
-		}
+	val, _, err := auth.FromEnvOrFile(getenv, "CLAUDE_ADMIN_PASSWORD")
+	if err != nil || val == nil {
+		return "", err
 	}
-	if val != "" {
-		if err := auth.ValidPassword(val); err != nil {
-			return "", fmt.Errorf("the first admin's password: %w", err)
-		}
+	if err := auth.ValidPassword(string(val)); err != nil {
+		return "", fmt.Errorf("the first admin's password: %w", err)
 	}
-	return val, nil
+	return string(val), nil
 }
 
 func (s *state) loop(ctx context.Context, db *store.DB, logger *zap.Logger) {
