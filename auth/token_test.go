@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,5 +262,22 @@ func TestVerifiedCacheHonoursExpiry(t *testing.T) {
 	c1.Role = identity.RoleAdmin
 	if c2, _ := tk.Verify(tok); c2.Role != identity.RoleUser {
 		t.Fatal("the cached claims were modified through a returned copy")
+	}
+}
+
+// TestVerifiedCacheBounded: however many distinct tokens pass Verify (expired
+// ones are never looked up again), the cache holds at most verifiedCacheSize.
+func TestVerifiedCacheBounded(t *testing.T) {
+	var vc verifiedCache
+	c := &Claims{}
+	for i := range 3*verifiedCacheSize + 7 {
+		tok := "token-" + strconv.Itoa(i)
+		vc.put(tok, c)
+		if n := len(vc.entries); n > verifiedCacheSize {
+			t.Fatalf("%d entries after %d puts; the bound is %d", n, i+1, verifiedCacheSize)
+		}
+		if _, ok := vc.entries[tok]; !ok {
+			t.Fatalf("the newest token %d is not cached", i)
+		}
 	}
 }
