@@ -73,7 +73,7 @@ func (r *SQLRegulator) Banned(ctx context.Context, now time.Time, keys ...string
 func (r *SQLRegulator) Fail(ctx context.Context, now time.Time, keys ...string) error {
 	for _, k := range keys {
 		if !keyBytesOK(k) {
-			k = k[:191]
+			return fmt.Errorf("regulation key of %d bytes is too long", len(k))
 		}
 		if _, err := r.db.ExecContext(ctx, "INSERT INTO login_failures (reg_key, failed_at) VALUES (?, ?)", k, now.UnixMilli()); err != nil {
 			return fmt.Errorf("recording a login failure: %w", err)

@@ -97,7 +97,12 @@ func addrRegKey(addr string) string     { return "addr:" + addr }
 // at another bcrypt cost than the configured one.
 func (s *Service) Login(ctx context.Context, username, password, clientAddr string) (Session, error) {
 	username = NormalizeUsername(username)
-	keys := []string{userRegKey(username)}
+	// A name that cannot exist gets no key of its own (it could be longer
+	// than the key column, or not UTF-8); the address still counts it.
+	var keys []string
+	if ValidUsername(username) == nil {
+		keys = append(keys, userRegKey(username))
+	}
 	if clientAddr != "" {
 		keys = append(keys, addrRegKey(clientAddr))
 	}

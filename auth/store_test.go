@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,6 +294,27 @@ func TestLoginRegulation(t *testing.T) {
 	if _, err := s.Login(ctx, "ghost", "wrong", "10.0.2.2"); !errors.As(err, &banned) {
 		t.Fatalf("unknown user not banned: %v", err)
 	}
+}
+
+// TestLoginOddUsernames: a username that cannot exist (too long, a multibyte
+// character at the key column's limit, bytes that are not UTF-8, as a form
+// post can carry) is an ordinary failed login, counted against the address:
+// never a database error that leaves the attempt unrecorded.
+func TestLoginOddUsernames(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := newTestService(t, db) // 3 failures ban
+		names := []string{strings.Repeat("a", 185) + "ééé", "\xff\xfe", strings.Repeat("b", 400)}
+		for _, name := range names {
+			if _, err := s.Login(ctx, name, "whatever-1", "10.0.0.9"); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("username %q: err = %v, want ErrInvalidCredentials", name, err)
+			}
+		}
+		var banned *BannedError
+		if _, err := s.Login(ctx, "alice", "whatever-1", "10.0.0.9"); !errors.As(err, &banned) {
+			t.Fatalf("the address is not banned after 3 failures: %v", err)
+		}
+	})
 }
 
 // Unknown user and wrong password must cost the same bcrypt work. Compare the
