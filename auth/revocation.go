@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -121,12 +122,14 @@ func (r *Revocations) LastSync() time.Time {
 	return time.UnixMilli(ms)
 }
 
-// revoke records key in the database until expiresAt and in the local
-// snapshot at once.
+// revoke records key in the database until expiresAt (plus twice
+// MaxLeeway: a token is honoured until exp+leeway) and in the local snapshot
+// at once.
 func (r *Revocations) revoke(ctx context.Context, key string, expiresAt time.Time) error {
 	if !keyBytesOK(key) {
-		return fmt.Errorf("revocation key too long")
+		return errors.New("revocation key too long")
 	}
+	expiresAt = expiresAt.Add(2 * MaxLeeway)
 	now := time.Now().UnixMilli()
 	var q string
 	if r.db.Dialect == store.MySQL {

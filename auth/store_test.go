@@ -518,6 +518,36 @@ func TestRevocationBeatsVerifiedCache(t *testing.T) {
 	})
 }
 
+// TestRevocationOutlastsLeeway: Verify accepts a token until exp plus the
+// leeway, so its revocation must be kept that long too: a replica reading the
+// list (a full read drops expired entries) between exp and exp+leeway must
+// still refuse a logged-out token.
+func TestRevocationOutlastsLeeway(t *testing.T) {
+	db := testenv.OpenDB(t, testenv.SQLiteDatabase(t))
+	ctx := context.Background()
+	// Issued TTL+10s ago: expired 10 s ago, still inside a 30 s leeway.
+	past := newTestTokens(t, TokenConfig{TTL: time.Minute, Now: func() time.Time { return time.Now().Add(-time.Minute - 10*time.Second) }})
+	tok, claims, err := past.Issue(alice, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestService(t, db) // leeway 30 s
+	if _, err := s.Authenticate(tok); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	if err := s.Logout(ctx, claims, ""); err != nil {
+		t.Fatal(err)
+	}
+	replica := newTestService(t, db)
+	replica.Tokens = s.Tokens
+	if err := replica.Revocations.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replica.Authenticate(tok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a replica reading the list after exp accepts the logged-out token: %v", err)
+	}
+}
+
 // TestRefreshConcurrentReuse: the same refresh token presented several times
 // at once (a stolen copy raced against its owner) yields at most one new
 // session, and the re-use detected meanwhile ends the whole session, that

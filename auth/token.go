@@ -22,6 +22,10 @@ const (
 	// MaxAccessTTL bounds the access token lifetime: revocations of users and
 	// sessions are kept this long, so no token outlives its revocation entry.
 	MaxAccessTTL = 24 * time.Hour
+	// MaxLeeway bounds the leeway; revocations are kept twice as long past
+	// the expiry they are given, since a token is honoured until exp+leeway
+	// and may carry an iat up to the leeway ahead.
+	MaxLeeway = 5 * time.Minute
 )
 
 // TokenTypeAccess is the "typ" claim of access tokens.
@@ -102,6 +106,9 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
+		return nil, fmt.Errorf("leeway %s is out of range (0, %s]", cfg.Leeway, MaxLeeway)
 	}
 	if cfg.MaxBytes == 0 {
 		cfg.MaxBytes = DefaultMaxTokenBytes

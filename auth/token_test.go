@@ -201,6 +201,7 @@ func TestNewTokensConfig(t *testing.T) {
 		{"short key", TokenConfig{Key: []byte("short")}, "at least 32"},
 		{"short verify key", TokenConfig{Key: testKey, VerifyKeys: [][]byte{[]byte("x")}}, "verification key 1"},
 		{"ttl too long", TokenConfig{Key: testKey, TTL: 48 * time.Hour}, "out of range"},
+		{"leeway too long", TokenConfig{Key: testKey, Leeway: time.Hour}, "leeway 1h0m0s is out of range"},
 		{"ok", TokenConfig{Key: testKey}, ""},
 	}
 	for _, tc := range cases {

@@ -42,7 +42,8 @@ type AuthConfig struct {
 	// fresh one. Default: 168h (7 days).
 	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
 
-	// Leeway is the clock skew tolerated on exp, nbf and iat. Default: 30s.
+	// Leeway is the clock skew tolerated on exp, nbf and iat (at most 5m).
+	// Default: 30s.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 
 	// MaxTokenSize bounds an access token's length in bytes. Default: 4096.
