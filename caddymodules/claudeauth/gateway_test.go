@@ -56,28 +56,8 @@ func startStack(t *testing.T, database string, env map[string]string) *stack {
 	for k, v := range env {
 		e[k] = v
 	}
-	s.gw = gatewaytest.Start(t, gatewaytest.Options{Env: e})
-	waitForHost(t, s.gw, "ide.localhost")
+	s.gw = gatewaytest.Start(t, gatewaytest.Options{Env: e}) // waits for the IDE host's certificate too
 	return s
-}
-
-// waitForHost waits until host answers over TLS: Start waits for the app
-// host only, and the IDE host's certificate may be issued a moment later.
-func waitForHost(t *testing.T, gw *gatewaytest.Gateway, host string) {
-	t.Helper()
-	c := gw.Client()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := c.Get(gw.URL(host, "/"))
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not answer: %v", host, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func (s *stack) hits() int64 {
