@@ -166,3 +166,6 @@ func (r *MemoryRegulator) pruneLocked(now time.Time) {
 		}
 	}
 }
+
+// Interface guard
+var _ RegulationStore = (*MemoryRegulator)(nil)

@@ -103,3 +103,6 @@ func (r *SQLRegulator) DeleteExpired(ctx context.Context, now time.Time) (int64,
 	}
 	return res.RowsAffected()
 }
+
+// Interface guard
+var _ RegulationStore = (*SQLRegulator)(nil)
