@@ -62,6 +62,10 @@ type Service struct {
 	dummyHash []byte
 }
 
+// loginAttempts lets one login attempt per username run at a time in the
+// process, across every Service (each handler and config has its own).
+var loginAttempts keyLock
+
 // NewService returns a Service over its parts.
 func NewService(tokens *Tokens, users *Users, refresh *RefreshTokens, revocations *Revocations, regulator RegulationStore) *Service {
 	return &Service{Tokens: tokens, Users: users, Refresh: refresh, Revocations: revocations, Regulator: regulator,
@@ -102,6 +106,10 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 	var keys []string
 	if ValidUsername(username) == nil {
 		keys = append(keys, userRegKey(username))
+		// Without this, guesses sent at once all pass the ban check before
+		// any failure is recorded. (Replicas still check in parallel: at most
+		// one extra guess each.)
+		defer loginAttempts.lock(username)()
 	}
 	if clientAddr != "" {
 		keys = append(keys, addrRegKey(clientAddr))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -313,6 +314,43 @@ func TestLoginOddUsernames(t *testing.T) {
 		var banned *BannedError
 		if _, err := s.Login(ctx, "alice", "whatever-1", "10.0.0.9"); !errors.As(err, &banned) {
 			t.Fatalf("the address is not banned after 3 failures: %v", err)
+		}
+	})
+}
+
+// TestLoginParallelGuesses: guesses at one username sent all at once (from
+// many addresses) are checked against the password no more often than the
+// regulation allows, as if they had come one after the other.
+func TestLoginParallelGuesses(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := newTestService(t, db) // 3 failures ban
+		s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
+		const n = 30
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		checked := 0
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.Login(ctx, "alice", "guess-"+strconv.Itoa(i), "10.1.0."+strconv.Itoa(i))
+				if errors.Is(err, ErrInvalidCredentials) {
+					mu.Lock()
+					checked++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if checked > 3 {
+			t.Fatalf("%d of %d parallel guesses were checked against the password; the regulation allows 3", checked, n)
+		}
+		loginAttempts.mu.Lock()
+		held := len(loginAttempts.locks)
+		loginAttempts.mu.Unlock()
+		if held != 0 {
+			t.Fatalf("%d per-username locks left after the attempts ended", held)
 		}
 	})
 }
