@@ -15,7 +15,20 @@ import (
 
 const ide = "https://ide.example.test"
 
-var grant = Grant{User: identity.User{ID: "u1", Username: "alice", Role: identity.RoleUser}, SessionID: "fam1", Next: "/?folder=/work"}
+// nonce is the state cookie of the browser that starts the sign-ons below;
+// grant is bound to it.
+var (
+	nonce = mustNonce()
+	grant = Grant{User: identity.User{ID: "u1", Username: "alice", Role: identity.RoleUser}, SessionID: "fam1", Next: "/?folder=/work", State: Binding(nonce)}
+)
+
+func mustNonce() string {
+	n, err := NewNonce()
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
 
 func TestTickets(t *testing.T) {
 	for dialect, setting := range testenv.Databases(t) {
@@ -34,11 +47,11 @@ func TestTickets(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				g, err := s.Redeem(ctx, ide, tk)
+				g, err := s.Redeem(ctx, ide, tk, nonce)
 				if err != nil || g != grant {
 					t.Fatalf("Redeem = %+v, %v", g, err)
 				}
-				if _, err := s.Redeem(ctx, ide, tk); !errors.Is(err, ErrInvalidTicket) {
+				if _, err := s.Redeem(ctx, ide, tk, nonce); !errors.Is(err, ErrInvalidTicket) {
 					t.Fatalf("replay: %v", err)
 				}
 			})
@@ -49,7 +62,7 @@ func TestTickets(t *testing.T) {
 				}
 				clock = clock.Add(31 * time.Second)
 				defer func() { clock = clock.Add(-31 * time.Second) }()
-				if _, err := s.Redeem(ctx, ide, tk); !errors.Is(err, ErrInvalidTicket) {
+				if _, err := s.Redeem(ctx, ide, tk, nonce); !errors.Is(err, ErrInvalidTicket) {
 					t.Fatalf("expired ticket: %v", err)
 				}
 			})
@@ -58,18 +71,79 @@ func TestTickets(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.Redeem(ctx, "https://other.example.test", tk); !errors.Is(err, ErrInvalidTicket) {
+				if _, err := s.Redeem(ctx, "https://other.example.test", tk, nonce); !errors.Is(err, ErrInvalidTicket) {
 					t.Fatalf("other audience: %v", err)
 				}
 				// The failed attempt did not spend it for its real audience.
-				if _, err := s.Redeem(ctx, ide, tk); err != nil {
+				if _, err := s.Redeem(ctx, ide, tk, nonce); err != nil {
 					t.Fatalf("right audience after a wrong one: %v", err)
 				}
 			})
 			t.Run("forged", func(t *testing.T) {
 				for _, tk := range []string{"", "x", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "' OR 1=1 --"} {
-					if _, err := s.Redeem(ctx, ide, tk); !errors.Is(err, ErrInvalidTicket) {
+					if _, err := s.Redeem(ctx, ide, tk, nonce); !errors.Is(err, ErrInvalidTicket) {
 						t.Errorf("forged %q: %v", tk, err)
+					}
+				}
+			})
+			t.Run("bound to the browser that started the sign-on", func(t *testing.T) {
+				// An attacker mints a ticket for their own account, bound to
+				// their own browser's nonce, and hands it to a victim whose
+				// browser holds another nonce or none.
+				attacker := grant
+				attacker.User = identity.User{ID: "u-attacker", Username: "mallory", Role: identity.RoleUser}
+				attackerNonce := mustNonce()
+				attacker.State = Binding(attackerNonce)
+				for _, tc := range []struct{ name, nonce string }{
+					{"no state cookie", ""},
+					{"another browser's nonce", mustNonce()},
+					{"the binding itself as the cookie", attacker.State},
+					{"the nonce with a changed last byte", flipLast(attackerNonce)},
+				} {
+					tk, err := s.Issue(ctx, ide, attacker)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if g, err := s.Redeem(ctx, ide, tk, tc.nonce); !errors.Is(err, ErrStateMismatch) || g != (Grant{}) {
+						t.Errorf("%s: Redeem = %+v, %v; want ErrStateMismatch and no grant", tc.name, g, err)
+					}
+					// The refused presentation spent the ticket: even the
+					// browser it is bound to cannot use it any more.
+					if _, err := s.Redeem(ctx, ide, tk, attackerNonce); !errors.Is(err, ErrInvalidTicket) {
+						t.Errorf("%s: the ticket survived a refused presentation: %v", tc.name, err)
+					}
+				}
+				// The browser that started the sign-on redeems its own ticket.
+				tk, err := s.Issue(ctx, ide, attacker)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g, err := s.Redeem(ctx, ide, tk, attackerNonce); err != nil || g != attacker {
+					t.Fatalf("the bound browser: Redeem = %+v, %v", g, err)
+				}
+			})
+			t.Run("a ticket needs a well-formed binding", func(t *testing.T) {
+				for _, state := range []string{"", "short", Binding(nonce) + "x", strings.Repeat("!", 43)} {
+					unbound := grant
+					unbound.State = state
+					if _, err := s.Issue(ctx, ide, unbound); !errors.Is(err, ErrNoState) {
+						t.Errorf("Issue with state %q = %v, want ErrNoState", state, err)
+					}
+				}
+			})
+			t.Run("a row without a binding is never redeemed", func(t *testing.T) {
+				tk, err := s.Issue(ctx, ide, grant)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// A ticket row written by a replica without migration 13
+				// carries the column's default.
+				if _, err := db.ExecContext(ctx, "UPDATE ide_tickets SET state_hash = '' WHERE ticket_hash = ?", hash(tk)); err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range []string{"", nonce} {
+					if _, err := s.Redeem(ctx, ide, tk, n); err == nil {
+						t.Errorf("an unbound row was redeemed with nonce %q", n)
 					}
 				}
 			})
@@ -84,7 +158,7 @@ func TestTickets(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						if _, err := s.Redeem(ctx, ide, tk); err == nil {
+						if _, err := s.Redeem(ctx, ide, tk, nonce); err == nil {
 							wins.Add(1)
 						} else if !errors.Is(err, ErrInvalidTicket) {
 							t.Errorf("redeem: %v", err)
@@ -124,7 +198,7 @@ func TestTickets(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Issue with a next of MaxNextLength bytes: %v", err)
 				}
-				if g, err := s.Redeem(ctx, ide, tk); err != nil || g.Next != long.Next {
+				if g, err := s.Redeem(ctx, ide, tk, nonce); err != nil || g.Next != long.Next {
 					t.Fatalf("Redeem = %d-byte next, %v; want the %d bytes issued", len(g.Next), err, len(long.Next))
 				}
 			})
@@ -146,6 +220,25 @@ func TestTickets(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+func flipLast(s string) string {
+	if s[len(s)-1] == 'A' {
+		return s[:len(s)-1] + "B"
+	}
+	return s[:len(s)-1] + "A"
+}
+
+func TestBinding(t *testing.T) {
+	a, b := mustNonce(), mustNonce()
+	if a == b || len(a) != 43 || !ValidNonce(a) || !ValidBinding(Binding(a)) || Binding(a) == a || Binding(a) != Binding(a) || Binding(a) == Binding(b) {
+		t.Fatalf("nonces %q %q, bindings %q %q", a, b, Binding(a), Binding(b))
+	}
+	for _, s := range []string{"", "abc", Binding(a)[:42], Binding(a) + "A", strings.Repeat("+", 43), strings.Repeat("A", 42) + "="} {
+		if ValidBinding(s) {
+			t.Errorf("ValidBinding(%q) = true", s)
+		}
 	}
 }
 

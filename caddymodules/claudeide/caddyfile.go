@@ -32,6 +32,7 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    ide_origin    <origin>
 //	    path          <path>
 //	    callback_path <path>
+//	    start_path    <path>
 //	    login_path    <path>
 //	    ticket_ttl    <duration>
 //	}
@@ -50,6 +51,8 @@ func (h *Handoff) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &h.IDEOrigin)
 		case "path":
 			err = oneArg(d, &h.Path)
+		case "start_path":
+			err = oneArg(d, &h.StartPath)
 		case "callback_path":
 			err = oneArg(d, &h.CallbackPath)
 		case "login_path":
@@ -75,21 +78,40 @@ func (h *Handoff) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler. Syntax:
 //
-//	claude_ide_gate {
+//	claude_ide_gate [<handoff_url>] {
+//	    handoff_url      <url>
+//	    start_path       <path>
 //	    callback_path    <path>
+//	    state_ttl        <duration>
 //	    strip_cookies    <name>…
 //	    cookie_same_site lax|strict|none
 //	}
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
+		g.HandoffURL = d.Val()
+	}
+	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
 		var err error
 		switch d.Val() {
+		case "handoff_url":
+			err = oneArg(d, &g.HandoffURL)
+		case "start_path":
+			err = oneArg(d, &g.StartPath)
 		case "callback_path":
 			err = oneArg(d, &g.CallbackPath)
+		case "state_ttl":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				dur, perr := caddy.ParseDuration(s)
+				if perr != nil {
+					return d.Errf("state_ttl: %v", perr)
+				}
+				g.StateTTL = caddy.Duration(dur)
+			}
 		case "strip_cookies":
 			g.StripCookies = append(g.StripCookies, d.RemainingArgs()...)
 		case "cookie_same_site":

@@ -21,18 +21,42 @@ func init() {
 	caddy.RegisterModule(Gate{})
 }
 
-// Gate runs on the IDE host, after `claude_auth`.
+// Gate runs on the IDE host, after `claude_auth`, where its start and
+// callback paths are public. claude_auth's `login_url` there is the app
+// host's hand-off, which sends a browser without a state to the start path
+// (or it may be the start path itself, one redirect shorter).
 //
+//   - `GET <start_path>?next=…` starts a sign-on: it gives the browser a
+//     random nonce in a host-only state cookie and redirects to the app
+//     host's hand-off with only the nonce's binding (its SHA-256), which the
+//     hand-off stores in the ticket. A browser already signed in here goes
+//     straight to next.
 //   - `GET <callback_path>?ticket=…` redeems a ticket issued by the app host's
-//     `claude_ide_handoff` for this host's origin, sets this host's own
-//     access cookie (host-only, HttpOnly, Secure) with a token of the same
-//     login session, and redirects to the path the visitor asked for. An
-//     unknown, expired or replayed ticket gets 403 and no cookie.
-//   - Every other request passes on without the gateway's cookies, so
-//     code-server never sees a token.
+//     `claude_ide_handoff` for this host's origin, provided the browser's
+//     state cookie is the one the ticket is bound to; it then sets this
+//     host's own access cookie (host-only, HttpOnly, Secure) with a token of
+//     the same login session, clears the state cookie and redirects to the
+//     path the visitor asked for. An unknown, expired or replayed ticket,
+//     or one from a sign-on another browser started (login CSRF), gets 403
+//     and no cookie; the ticket is spent either way.
+//   - Every other request passes on without the gateway's cookies (and the
+//     state cookie), so code-server never sees a token.
 type Gate struct {
+	// HandoffURL is the app host's `claude_ide_handoff` URL, such as
+	// https://example.com/auth/ide. Placeholders are expanded. Required.
+	HandoffURL string `json:"handoff_url,omitempty"`
+
+	// StartPath is where sign-ons start, the `start_path` of the app host's
+	// claude_ide_handoff. Default: /auth/ide/start.
+	StartPath string `json:"start_path,omitempty"`
+
 	// CallbackPath is where tickets are redeemed. Default: /auth/ide/callback.
 	CallbackPath string `json:"callback_path,omitempty"`
+
+	// StateTTL is how long the state cookie of a started sign-on lives: the
+	// ticket's lifetime plus the time to sign in on the app host on the way.
+	// Default: 5m.
+	StateTTL caddy.Duration `json:"state_ttl,omitempty"`
 
 	// StripCookies are the cookies removed before the request goes on.
 	// Default: the gateway's access and refresh cookies.
@@ -46,10 +70,13 @@ type Gate struct {
 	// cookies still keep it for the IDE iframe inside the app, and only there.
 	CookieSameSite string `json:"cookie_same_site,omitempty"`
 
-	sameSite http.SameSite
-	tickets  *ideticket.Store
-	auth     *claudeauth.Auth
-	logger   *zap.Logger
+	sameSite      http.SameSite
+	stateSameSite http.SameSite
+	handoffURL    string
+	strip         []string
+	tickets       *ideticket.Store
+	auth          *claudeauth.Auth
+	logger        *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -63,19 +90,37 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults and acquires the auth service and the ticket store.
 func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
+	if g.StartPath == "" {
+		g.StartPath = DefaultStartPath
+	}
 	if g.CallbackPath == "" {
 		g.CallbackPath = DefaultCallbackPath
+	}
+	if g.StateTTL == 0 {
+		g.StateTTL = caddy.Duration(DefaultStateTTL)
+	}
+	if g.StateTTL < 0 {
+		return fmt.Errorf("claude_ide_gate: state_ttl %s is negative", time.Duration(g.StateTTL))
 	}
 	if len(g.StripCookies) == 0 {
 		g.StripCookies = claudeauth.CookieNames
 	}
+	// The state cookie never reaches code-server, whatever the list says.
+	g.strip = append(append([]string(nil), g.StripCookies...), StateCookie)
+	var err error
+	if g.handoffURL, err = handoffURL(caddy.NewReplacer().ReplaceAll(g.HandoffURL, "")); err != nil {
+		return fmt.Errorf("claude_ide_gate: %w", err)
+	}
+	// The state cookie must come back on the callback, a top-level or
+	// iframe navigation that arrives from the app host: Lax does between
+	// hosts of one site, Strict might not; None when they are two sites.
 	switch strings.ToLower(g.CookieSameSite) {
 	case "", "lax":
-		g.sameSite = http.SameSiteLaxMode
+		g.sameSite, g.stateSameSite = http.SameSiteLaxMode, http.SameSiteLaxMode
 	case "strict":
-		g.sameSite = http.SameSiteStrictMode
+		g.sameSite, g.stateSameSite = http.SameSiteStrictMode, http.SameSiteLaxMode
 	case "none":
-		g.sameSite = http.SameSiteNoneMode
+		g.sameSite, g.stateSameSite = http.SameSiteNoneMode, http.SameSiteNoneMode
 	default:
 		return fmt.Errorf("claude_ide_gate: cookie_same_site %q: want lax, strict or none", g.CookieSameSite)
 	}
@@ -97,10 +142,13 @@ func (g *Gate) Cleanup() error { return g.auth.Release() }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.URL.Path == g.CallbackPath {
+	switch r.URL.Path {
+	case g.CallbackPath:
 		return g.redeem(w, r)
+	case g.StartPath:
+		return g.start(w, r)
 	}
-	StripCookies(r, g.StripCookies)
+	StripCookies(r, g.strip)
 	return next.ServeHTTP(w, r)
 }
 
@@ -116,7 +164,19 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 		writePage(w, http.StatusBadRequest, "Bad request", "The request names no valid host.")
 		return nil
 	}
-	grant, err := g.tickets.Redeem(r.Context(), self, r.URL.Query().Get("ticket"))
+	var nonce string
+	if c, err := r.Cookie(StateCookie); err == nil {
+		nonce = c.Value
+	}
+	grant, err := g.tickets.Redeem(r.Context(), self, r.URL.Query().Get("ticket"), nonce)
+	if errors.Is(err, ideticket.ErrStateMismatch) {
+		g.logger.Warn("IDE ticket refused: the sign-on was started by another browser",
+			zap.String("client_ip", claudeauth.ClientIP(r)), zap.Bool("state_cookie", nonce != ""))
+		writePage(w, http.StatusForbidden, "Sign-in refused",
+			"This sign-in link was not started in this browser, so it was refused: a link like it could sign you in to someone else's account. "+
+				"Open the IDE again from the app. If this keeps happening, allow cookies for the IDE's site.")
+		return nil
+	}
 	if errors.Is(err, ideticket.ErrInvalidTicket) {
 		g.logger.Info("IDE ticket refused", zap.String("client_ip", claudeauth.ClientIP(r)))
 		writePage(w, http.StatusForbidden, "Sign-in link expired",
@@ -136,6 +196,7 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 		HttpOnly: true, Secure: true, SameSite: g.sameSite,
 		Partitioned: g.sameSite == http.SameSiteNoneMode,
 	})
+	g.setState(w, "", -1)
 	http.Redirect(w, r, claudeauth.SafeNext(grant.Next), http.StatusFound)
 	return nil
 }

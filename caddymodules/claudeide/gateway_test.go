@@ -93,15 +93,44 @@ func (s *stack) login(t *testing.T) string {
 	return ""
 }
 
-// handoff runs the app host's hand-off for next and returns the callback URL.
-func (s *stack) handoff(t *testing.T, appCookie, next string) string {
+// start opens the IDE host's sign-on start for next, where claude_auth sends
+// a browser without the IDE cookie, and returns the app host's hand-off URL
+// it redirects to and the state cookie it sets ("name=value").
+func (s *stack) start(t *testing.T, next string) (string, string) {
 	t.Helper()
-	resp, _ := s.do(t, http.MethodGet, s.app()+"/auth/ide?next="+url.QueryEscape(next), map[string]string{"Cookie": appCookie, "Accept": "text/html"})
+	resp, _ := s.do(t, http.MethodGet, s.ideOrigin()+"/auth/ide/start?next="+url.QueryEscape(next), map[string]string{"Accept": "text/html"})
+	loc := resp.Header.Get("Location")
+	state := stateCookieOf(resp)
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, s.app()+"/auth/ide?") || state == nil {
+		t.Fatalf("sign-on start: %d Location %q Set-Cookie %q", resp.StatusCode, loc, resp.Header.Values("Set-Cookie"))
+	}
+	return loc, state.Name + "=" + state.Value
+}
+
+// handoff runs a sign-on for next, started on the IDE host and handed off
+// by the app host, and returns the callback URL and the state cookie
+// ("name=value") of the browser that started it.
+func (s *stack) handoff(t *testing.T, appCookie, next string) (string, string) {
+	t.Helper()
+	handoffURL, state := s.start(t, next)
+	resp, _ := s.do(t, http.MethodGet, handoffURL, map[string]string{"Cookie": appCookie, "Accept": "text/html"})
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, s.ideOrigin()+"/auth/ide/callback?ticket=") {
 		t.Fatalf("hand-off: %d Location %q", resp.StatusCode, loc)
 	}
-	return loc
+	return loc, state
+}
+
+// cookie is a request header map sending the given Cookie header.
+func cookie(c string) map[string]string { return map[string]string{"Cookie": c, "Accept": "text/html"} }
+
+func stateCookieOf(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == claudeide.StateCookie {
+			return c
+		}
+	}
+	return nil
 }
 
 func ideCookieOf(resp *http.Response) *http.Cookie {
@@ -117,27 +146,64 @@ func TestIDESignOn(t *testing.T) {
 	s := startStack(t)
 	html := map[string]string{"Accept": "text/html"}
 
-	// 1. A visitor without a cookie is sent to the app host's hand-off.
+	// 1. A visitor without a cookie is sent to the app host's hand-off, which
+	// sends it back to the IDE host's sign-on start: only there can the
+	// browser get a state cookie. The start goes on to the hand-off with only
+	// the state's binding.
 	resp, _ := s.do(t, http.MethodGet, s.ideOrigin()+"/?folder=/workspace", html)
-	want := s.app() + "/auth/ide?next=" + url.QueryEscape("/?folder=/workspace")
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
-		t.Fatalf("IDE without a cookie: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	wantHandoff := s.app() + "/auth/ide?next=" + url.QueryEscape("/?folder=/workspace")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != wantHandoff {
+		t.Fatalf("IDE without a cookie: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), wantHandoff)
 	}
 	if s.ide.Hits.Load() != 0 {
 		t.Fatal("code-server was reached without a cookie")
 	}
-	// 2. Not signed in on the app host either: the login page, then back to the hand-off.
+	resp, _ = s.do(t, http.MethodGet, wantHandoff, html)
+	wantStart := s.ideOrigin() + "/auth/ide/start?next=" + url.QueryEscape("/?folder=/workspace")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != wantStart || stateCookieOf(resp) != nil {
+		t.Fatalf("hand-off without a state: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), wantStart)
+	}
+	resp, _ = s.do(t, http.MethodGet, wantStart, html)
+	state := stateCookieOf(resp)
+	if resp.StatusCode != http.StatusFound || state == nil {
+		t.Fatalf("sign-on start: %d %v", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	if !strings.HasPrefix(state.Name, "__Host-") || !state.HttpOnly || !state.Secure || state.Domain != "" || state.Path != "/" ||
+		state.MaxAge <= 30 || state.MaxAge > 600 || len(state.Value) != 43 {
+		t.Errorf("state cookie attributes: %+v", state)
+	}
+	// Caddyfile.dev's IDE host is another site than the app host: like the
+	// IDE cookie, the state cookie must reach the iframe.
+	if state.SameSite != http.SameSiteNoneMode || !state.Partitioned {
+		t.Errorf("state cookie SameSite %v, Partitioned %v", state.SameSite, state.Partitioned)
+	}
+	want := s.app() + "/auth/ide?next=" + url.QueryEscape("/?folder=/workspace") + "&state=" + ideticket.Binding(state.Value)
+	if resp.Header.Get("Location") != want {
+		t.Fatalf("sign-on start: Location %q, want %q", resp.Header.Get("Location"), want)
+	}
+	if strings.Contains(resp.Header.Get("Location"), state.Value) {
+		t.Fatal("the state nonce leaves the IDE host")
+	}
+	stateCookie := state.Name + "=" + state.Value
+	// 2. Not signed in on the app host either: the login page, then back to
+	// the hand-off with the same binding.
 	resp, _ = s.do(t, http.MethodGet, want, html)
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/auth/login?next="+url.QueryEscape("/auth/ide?next="+url.QueryEscape("/?folder=/workspace")) {
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/auth/login?next="+url.QueryEscape(strings.TrimPrefix(want, s.app())) {
 		t.Fatalf("hand-off without a session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// 3. Signed in: a ticket for the IDE host's callback.
 	appCookie := s.login(t)
-	callback := s.handoff(t, appCookie, "/?folder=/workspace")
+	resp, _ = s.do(t, http.MethodGet, want, cookie(appCookie))
+	callback := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(callback, s.ideOrigin()+"/auth/ide/callback?ticket=") {
+		t.Fatalf("hand-off: %d Location %q", resp.StatusCode, callback)
+	}
 	ticket := strings.TrimPrefix(callback, s.ideOrigin()+"/auth/ide/callback?ticket=")
 
-	// 4. The callback sets the IDE host's own cookie and returns to the asked-for path.
-	resp, _ = s.do(t, http.MethodGet, callback, html)
+	// 4. The callback, in the browser that started the sign-on, sets the IDE
+	// host's own cookie, clears the state cookie and returns to the
+	// asked-for path.
+	resp, _ = s.do(t, http.MethodGet, callback, cookie(stateCookie))
 	ideCookie := ideCookieOf(resp)
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/?folder=/workspace" || ideCookie == nil {
 		t.Fatalf("callback: %d %q %v", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Values("Set-Cookie"))
@@ -145,14 +211,17 @@ func TestIDESignOn(t *testing.T) {
 	if !ideCookie.HttpOnly || !ideCookie.Secure || ideCookie.Domain != "" || ideCookie.Path != "/" || ideCookie.SameSite != http.SameSiteNoneMode || !ideCookie.Partitioned {
 		t.Errorf("IDE cookie attributes: %+v", ideCookie)
 	}
+	if c := stateCookieOf(resp); c == nil || c.MaxAge >= 0 || c.Value != "" {
+		t.Errorf("the state cookie is not cleared: %+v", c)
+	}
 
 	// 5. The ticket is single-use.
-	resp, _ = s.do(t, http.MethodGet, callback, html)
+	resp, _ = s.do(t, http.MethodGet, callback, cookie(stateCookie))
 	if resp.StatusCode != http.StatusForbidden || ideCookieOf(resp) != nil {
 		t.Fatalf("replayed ticket: %d %v", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 	}
 	// A forged one gets nothing either.
-	resp, _ = s.do(t, http.MethodGet, s.ideOrigin()+"/auth/ide/callback?ticket=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", html)
+	resp, _ = s.do(t, http.MethodGet, s.ideOrigin()+"/auth/ide/callback?ticket=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", cookie(stateCookie))
 	if resp.StatusCode != http.StatusForbidden || ideCookieOf(resp) != nil {
 		t.Fatalf("forged ticket: %d", resp.StatusCode)
 	}
@@ -193,6 +262,9 @@ func TestIDESignOn(t *testing.T) {
 	if strings.Contains(log, ticket) {
 		t.Error("the ticket appears in the gateway's log")
 	}
+	if strings.Contains(log, state.Value) {
+		t.Error("the state nonce appears in the gateway's log")
+	}
 
 	// 8. Logging out on the app host ends the IDE session too.
 	resp, _ = s.do(t, http.MethodPost, s.app()+"/api/auth/logout", map[string]string{"Cookie": appCookie, "Origin": s.app()})
@@ -217,7 +289,8 @@ func TestIDEHandoffNextStaysOnIDEHost(t *testing.T) {
 	appCookie := s.login(t)
 	for _, next := range []string{"//evil.example", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "%2F%2Fevil.example"} {
 		t.Run(next, func(t *testing.T) {
-			resp, _ := s.do(t, http.MethodGet, s.handoff(t, appCookie, next), nil)
+			callback, state := s.handoff(t, appCookie, next)
+			resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
 			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
 				t.Fatalf("callback for next=%q: %d Location %q", next, resp.StatusCode, resp.Header.Get("Location"))
 			}
@@ -227,7 +300,8 @@ func TestIDEHandoffNextStaysOnIDEHost(t *testing.T) {
 
 func TestIDEWebSocketOrigin(t *testing.T) {
 	s := startStack(t)
-	resp, _ := s.do(t, http.MethodGet, s.handoff(t, s.login(t), "/"), nil)
+	callback, state := s.handoff(t, s.login(t), "/")
+	resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
 	c := ideCookieOf(resp)
 	if c == nil {
 		t.Fatal("no IDE cookie")
@@ -272,10 +346,13 @@ func TestIDEWebSocketOrigin(t *testing.T) {
 func TestIDEHandoffLoopStops(t *testing.T) {
 	s := startStack(t)
 	appCookie := s.login(t)
+	handoffURL, _ := s.start(t, "/")
 	for i := 0; i < claudeide.MaxHandoffs; i++ {
-		s.handoff(t, appCookie, "/")
+		if resp, _ := s.do(t, http.MethodGet, handoffURL, cookie(appCookie)); resp.StatusCode != http.StatusFound {
+			t.Fatalf("hand-off %d: %d", i+1, resp.StatusCode)
+		}
 	}
-	resp, body := s.do(t, http.MethodGet, s.app()+"/auth/ide?next=%2F", map[string]string{"Cookie": appCookie, "Accept": "text/html"})
+	resp, body := s.do(t, http.MethodGet, handoffURL, cookie(appCookie))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Location") != "" || !strings.Contains(body, "could not sign you in") {
 		t.Fatalf("hand-off %d: %d Location %q", claudeide.MaxHandoffs+1, resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -284,14 +361,15 @@ func TestIDEHandoffLoopStops(t *testing.T) {
 // TestIDETicketExpires: a ticket not redeemed within its lifetime is worth nothing.
 func TestIDETicketExpires(t *testing.T) {
 	s := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": testenv.SQLiteDatabase(t), "IDE_TICKET_TTL": "1s"})
-	callback := s.handoff(t, s.login(t), "/")
+	callback, state := s.handoff(t, s.login(t), "/")
 	time.Sleep(1500 * time.Millisecond)
-	resp, _ := s.do(t, http.MethodGet, callback, nil)
+	resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
 	if resp.StatusCode != http.StatusForbidden || ideCookieOf(resp) != nil {
 		t.Fatalf("expired ticket: %d %v", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 	}
 	// A fresh one still works: the refusal was the clock, not the flow.
-	resp, _ = s.do(t, http.MethodGet, s.handoff(t, s.login(t), "/"), nil)
+	callback, state = s.handoff(t, s.login(t), "/")
+	resp, _ = s.do(t, http.MethodGet, callback, cookie(state))
 	if resp.StatusCode != http.StatusFound || ideCookieOf(resp) == nil {
 		t.Fatalf("fresh ticket: %d", resp.StatusCode)
 	}
@@ -304,7 +382,7 @@ func TestIDETicketAcrossReplicas(t *testing.T) {
 	db := testenv.MySQLDatabase(t)
 	a := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": db})
 	b := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": db})
-	callback := a.handoff(t, a.login(t), "/?folder=/w")
+	callback, state := a.handoff(t, a.login(t), "/?folder=/w")
 	// Send the callback to replica B as if through A's public address.
 	redeemOnB := func() *http.Response {
 		req, err := http.NewRequest(http.MethodGet, strings.Replace(callback, a.ideOrigin(), b.ideOrigin(), 1), nil)
@@ -312,6 +390,7 @@ func TestIDETicketAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.Host = strings.TrimPrefix(a.ideOrigin(), "https://")
+		req.Header.Set("Cookie", state)
 		resp, err := b.gw.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -326,18 +405,90 @@ func TestIDETicketAcrossReplicas(t *testing.T) {
 	if resp := redeemOnB(); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("replay on replica B: %d", resp.StatusCode)
 	}
-	if resp, _ := a.do(t, http.MethodGet, callback, nil); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := a.do(t, http.MethodGet, callback, cookie(state)); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("replay on replica A: %d", resp.StatusCode)
 	}
 	// A ticket names the IDE origin it is for: another origin cannot spend it.
-	callback = a.handoff(t, a.login(t), "/")
-	if resp, _ := b.do(t, http.MethodGet, strings.Replace(callback, a.ideOrigin(), b.ideOrigin(), 1), nil); resp.StatusCode != http.StatusForbidden {
+	callback, state = a.handoff(t, a.login(t), "/")
+	if resp, _ := b.do(t, http.MethodGet, strings.Replace(callback, a.ideOrigin(), b.ideOrigin(), 1), cookie(state)); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a ticket for another IDE origin was redeemed: %d", resp.StatusCode)
 	}
 	// A next longer than a ticket can carry (MariaDB would refuse the row)
 	// lands on the IDE's start page instead of failing the hand-off.
-	callback = a.handoff(t, a.login(t), "/?folder=/"+strings.Repeat("a", ideticket.MaxNextLength))
-	if resp, _ := a.do(t, http.MethodGet, callback, nil); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
+	callback, state = a.handoff(t, a.login(t), "/?folder=/"+strings.Repeat("a", ideticket.MaxNextLength))
+	if resp, _ := a.do(t, http.MethodGet, callback, cookie(state)); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
 		t.Fatalf("callback for a too long next: %d Location %.40q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestIDETicketBoundToBrowser: login CSRF / session fixation through the
+// hand-off. An attacker signs in on the app host with their own account, runs
+// a sign-on in their own browser and sends the callback link, ticket and all,
+// to a victim. The victim's browser did not start that sign-on: without the
+// matching state cookie the IDE host refuses the ticket, sets no cookie and
+// never reaches code-server, and the victim's own sign-on still works.
+func TestIDETicketBoundToBrowser(t *testing.T) {
+	s := startStack(t)
+	attacker := s.login(t)
+
+	// The victim's browser: a state cookie of its own from a sign-on it
+	// started, or none at all.
+	victimHandoff, victimState := s.start(t, "/?folder=/victim")
+	for _, tc := range []struct{ name, cookie string }{
+		{"no state cookie", ""},
+		{"another browser's state cookie", victimState},
+		{"a state cookie of the right name and a forged value", claudeide.StateCookie + "=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+		{"the state cookie under another name", "claude_ide_state=" + strings.TrimPrefix(victimState, claudeide.StateCookie+"=")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			callback, attackerState := s.handoff(t, attacker, "/?folder=/attacker")
+			hits := s.ide.Hits.Load()
+			resp, body := s.do(t, http.MethodGet, callback, cookie(tc.cookie))
+			if resp.StatusCode != http.StatusForbidden || ideCookieOf(resp) != nil || resp.Header.Get("Location") != "" {
+				t.Fatalf("attacker's ticket in the victim's browser: %d Location %q Set-Cookie %q", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Values("Set-Cookie"))
+			}
+			if c := stateCookieOf(resp); c != nil {
+				t.Errorf("the refusal touched the browser's state cookie: %+v", c)
+			}
+			if !strings.Contains(body, "not started in this browser") {
+				t.Errorf("refusal page: %s", body)
+			}
+			if s.ide.Hits.Load() != hits {
+				t.Error("code-server was reached")
+			}
+			// A refused presentation spends the ticket: not even the browser
+			// it was bound to can use it afterwards.
+			resp, _ = s.do(t, http.MethodGet, callback, cookie(attackerState))
+			if resp.StatusCode != http.StatusForbidden || ideCookieOf(resp) != nil {
+				t.Fatalf("the ticket survived its refused presentation: %d", resp.StatusCode)
+			}
+		})
+	}
+
+	// The attack left the victim's own sign-on intact: its state cookie was
+	// not cleared, and its own ticket is redeemed.
+	resp, _ := s.do(t, http.MethodGet, victimHandoff, cookie(s.login(t)))
+	callback := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(callback, s.ideOrigin()+"/auth/ide/callback?ticket=") {
+		t.Fatalf("victim's hand-off: %d %q", resp.StatusCode, callback)
+	}
+	resp, _ = s.do(t, http.MethodGet, callback, cookie(victimState))
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/?folder=/victim" || ideCookieOf(resp) == nil {
+		t.Fatalf("victim's own callback: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestIDEHandoffWithoutState: a hand-off that carries no state (a plain link
+// to /auth/ide, or a forged state) issues no ticket; it sends the browser to
+// the IDE host's sign-on start, which gives it a state cookie first.
+func TestIDEHandoffWithoutState(t *testing.T) {
+	s := startStack(t)
+	appCookie := s.login(t)
+	for _, q := range []string{"?next=%2F%3Ffolder%3D%2Fw", "?next=%2F%3Ffolder%3D%2Fw&state=", "?next=%2F%3Ffolder%3D%2Fw&state=short", "?next=%2F%3Ffolder%3D%2Fw&state=" + strings.Repeat("%21", 43)} {
+		resp, _ := s.do(t, http.MethodGet, s.app()+"/auth/ide"+q, cookie(appCookie))
+		want := s.ideOrigin() + "/auth/ide/start?next=" + url.QueryEscape("/?folder=/w")
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+			t.Errorf("hand-off %s: %d Location %q, want %q", q, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
 	}
 }

@@ -1,10 +1,12 @@
 // Package claudeide signs browsers in to the IDE host (code-server) with the
 // session they already have on the app host, in the manner of coder's
-// application-token hand-off: the IDE host sends a visitor without a cookie to
-// the app host's `claude_ide_handoff`, which (after a login when needed)
-// issues a one-time ticket and redirects back to the IDE host's
-// `claude_ide_gate`, which redeems the ticket for a host-only cookie of the
-// IDE host's own and returns the visitor to the page they asked for. The gate
+// application-token hand-off: the IDE host's `claude_ide_gate` gives a
+// visitor without a cookie a state nonce in a cookie and sends them, with the
+// nonce's hash, to the app host's `claude_ide_handoff`, which (after a login
+// when needed) issues a one-time ticket bound to that hash and redirects back
+// to the gate, which redeems the ticket, in the browser holding the nonce
+// only, for a host-only cookie of the IDE host's own and returns the visitor
+// to the page they asked for. The gate
 // also removes the gateway's cookies from requests before code-server sees them.
 package claudeide
 
@@ -34,6 +36,8 @@ func init() {
 const (
 	// DefaultHandoffPath is where the app host starts a hand-off.
 	DefaultHandoffPath = "/auth/ide"
+	// DefaultStartPath is where the IDE host starts a sign-on.
+	DefaultStartPath = "/auth/ide/start"
 	// DefaultCallbackPath is where the IDE host redeems a ticket.
 	DefaultCallbackPath = "/auth/ide/callback"
 	// DefaultLoginPath is the app host's login page.
@@ -43,12 +47,16 @@ const (
 	MaxHandoffs = 10
 )
 
-// Handoff runs on the app host. `GET <path>?next=<IDE path>` from a browser
-// signed in on the app host issues a ticket (single use, valid for TicketTTL)
-// and redirects to the IDE host's callback with it; a browser not signed in is
-// sent to the login page first and comes back here afterwards. The ticket is
-// bound to IDEOrigin, the user and the login session, so logging out on the
-// app host also ends the IDE session. Other paths pass to the next handler.
+// Handoff runs on the app host. `GET <path>?next=<IDE path>&state=<binding>`
+// from a browser signed in on the app host issues a ticket (single use, valid
+// for TicketTTL) and redirects to the IDE host's callback with it; a browser
+// not signed in is sent to the login page first and comes back here
+// afterwards. The ticket is bound to IDEOrigin, the user, the login session
+// (so logging out on the app host also ends the IDE session) and the state,
+// the binding of the nonce the IDE host's `claude_ide_gate` gave the browser
+// that started the sign-on, so that only that browser can redeem it. A
+// request without a well-formed state gets no ticket: it is sent to the IDE
+// host's start path to get one. Other paths pass to the next handler.
 type Handoff struct {
 	// IDEOrigin is the origin of the IDE host, scheme://host[:port].
 	// Placeholders are expanded.
@@ -56,6 +64,9 @@ type Handoff struct {
 
 	// Path is where hand-offs start. Default: /auth/ide.
 	Path string `json:"path,omitempty"`
+
+	// StartPath is the IDE host's sign-on start. Default: /auth/ide/start.
+	StartPath string `json:"start_path,omitempty"`
 
 	// CallbackPath is the IDE host's redemption path. Default: /auth/ide/callback.
 	CallbackPath string `json:"callback_path,omitempty"`
@@ -86,6 +97,9 @@ func (h *Handoff) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Path == "" {
 		h.Path = DefaultHandoffPath
+	}
+	if h.StartPath == "" {
+		h.StartPath = DefaultStartPath
 	}
 	if h.CallbackPath == "" {
 		h.CallbackPath = DefaultCallbackPath
@@ -133,10 +147,16 @@ func (h *Handoff) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if len(target) > ideticket.MaxNextLength {
 		target = "/" // a ticket cannot carry it: land on the IDE's start page
 	}
+	// Only the IDE host can start a sign-on: it holds the browser's nonce.
+	state := r.URL.Query().Get("state")
+	if !ideticket.ValidBinding(state) {
+		http.Redirect(w, r, h.ideOrigin+h.StartPath+"?next="+url.QueryEscape(target), http.StatusFound)
+		return nil
+	}
 	claims, _, err := h.auth.UserFromRequest(r)
 	if err != nil {
 		// Log in on the app host, then come back here.
-		back := h.Path + "?next=" + url.QueryEscape(target)
+		back := h.Path + "?next=" + url.QueryEscape(target) + "&state=" + state
 		http.Redirect(w, r, h.LoginPath+"?next="+url.QueryEscape(back), http.StatusFound)
 		return nil
 	}
@@ -151,7 +171,7 @@ func (h *Handoff) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			"Your browser keeps refusing the IDE's sign-in cookie. Allow cookies for the IDE's site (or open the IDE in its own tab) and try again in a minute.")
 		return nil
 	}
-	ticket, err := h.tickets.Issue(r.Context(), h.ideOrigin, ideticket.Grant{User: claims.User(), SessionID: claims.SessionID, Next: target})
+	ticket, err := h.tickets.Issue(r.Context(), h.ideOrigin, ideticket.Grant{User: claims.User(), SessionID: claims.SessionID, Next: target, State: state})
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}

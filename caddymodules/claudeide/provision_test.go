@@ -21,3 +21,30 @@ func TestHandoffNeedsIDEOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestGateHandoffURL: the gate needs the app host's hand-off URL, absolute,
+// and appends its query to it whatever query it already has.
+func TestGateHandoffURL(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", "", "handoff_url is required"},
+		{"/auth/ide", "", "absolute"},
+		{"ftp://example.com/auth/ide", "", "absolute"},
+		{"https://user@example.com/auth/ide", "", "absolute"},
+		{"https://example.com/auth/ide#x", "", "absolute"},
+		{"https://example.com/auth/ide", "https://example.com/auth/ide?", ""},
+		{"https://example.com/auth/ide?", "https://example.com/auth/ide?", ""},
+		{"https://example.com:8443/auth/ide?x=1", "https://example.com:8443/auth/ide?x=1&", ""},
+	} {
+		got, err := handoffURL(tc.in)
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("handoffURL(%q) = %q, %v; want %q, error with %q", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+	// An unset environment variable is no URL: refused at load time.
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := (&Gate{HandoffURL: "{env.CLAUDE_TEST_SURELY_UNSET_HANDOFF_URL}"}).Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), "handoff_url is required") {
+		t.Errorf("Provision with an unset handoff_url = %v", err)
+	}
+}
