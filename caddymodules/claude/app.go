@@ -18,11 +18,6 @@ func init() {
 	caddy.RegisterModule(App{})
 }
 
-// databases holds the open pools by setting. A reload provisions the new
-// config before the old one is cleaned up, so the pool's reference count never
-// drops to zero and the connections are re-used, not reopened.
-var databases = caddy.NewUsagePool()
-
 // App is the `claude` app. Configure it with the `claude` global option.
 type App struct {
 	// Database selects the gateway's store: "sqlite:<path>" (embedded, the

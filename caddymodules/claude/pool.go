@@ -10,6 +10,11 @@ import (
 	"github.com/claude-gateway/claude-gateway/store"
 )
 
+// databases holds the open pools by setting. A reload provisions the new
+// config before the old one is cleaned up, so the pool's reference count never
+// drops to zero and the connections are re-used, not reopened.
+var databases = caddy.NewUsagePool()
+
 // AcquireDB returns the process-wide pool of a `database` setting, opening
 // and migrating it on first use, and counts one more user of it. Modules that
 // need the database before or apart from the `claude` app (the certificate
