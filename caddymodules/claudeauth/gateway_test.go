@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -813,4 +814,88 @@ func TestFirstStartGeneratesAdmin(t *testing.T) {
 		t.Fatalf("the password was logged again after a restart")
 	}
 	s.login(t, "admin", password)
+}
+
+// trailerBody is a chunked request body that fills in its request's trailers
+// when it ends, the way a client sends them.
+type trailerBody struct {
+	io.Reader
+	req      *http.Request
+	trailers http.Header
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF {
+		for k, v := range b.trailers {
+			b.req.Trailer[k] = v
+		}
+	}
+	return n, err
+}
+
+// TestSpoofedIdentityTrailers: identity fields sent as request trailers
+// (which reverse_proxy forwards) never reach an upstream either, while
+// other trailers still do.
+func TestSpoofedIdentityTrailers(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // trailers arrive after the body
+		got <- r.Trailer.Clone()
+	}))
+	t.Cleanup(up.Close)
+	gw := gatewaytest.Start(t, gatewaytest.Options{
+		Caddyfile: fmt.Sprintf(`{
+	admin {$CLAUDE_ADMIN}
+	local_certs
+	skip_install_trust
+	storage file_system ./data/caddy
+	claude {
+		database %s
+	}
+}
+https://localhost:{$CLAUDE_HTTPS_PORT} {
+	route {
+		claude_auth
+		reverse_proxy %s
+	}
+}
+`, testenv.SQLiteDatabase(t), up.Listener.Addr()),
+		Env: map[string]string{"SECRET_KEY": gatewaytest.TestSecret},
+	})
+	tok := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "real-id", "realuser", "user", time.Hour)
+	req, err := http.NewRequest(http.MethodPost, gw.URL("localhost", "/upload"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.ContentLength = -1 // chunked, so trailers can follow
+	req.Trailer = http.Header{"X-Auth-User-Id": nil, "X-Checksum": nil}
+	req.Body = io.NopCloser(&trailerBody{Reader: strings.NewReader("payload"), req: req, trailers: http.Header{
+		"X-Auth-User-Id":   {"spoofed-id"},
+		"X-Auth-User-Role": {"admin"}, // not even announced
+		"X-Checksum":       {"abc"},
+	}})
+	resp, err := gw.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var tr http.Header
+	select {
+	case tr = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream saw no request")
+	}
+	for name, vals := range tr {
+		if strings.HasPrefix(strings.ToLower(name), "x-auth-user-") && len(vals) > 0 {
+			t.Errorf("upstream got trailer %s: %v", name, vals)
+		}
+	}
+	if tr.Get("X-Checksum") != "abc" {
+		t.Errorf("an ordinary trailer was lost: %v", tr)
+	}
 }

@@ -2,6 +2,7 @@ package claudeauth
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -106,13 +107,38 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error { return h.auth.Release() }
 
 // StripIdentityHeaders removes client-sent identity headers from r,
-// including spellings with '_' for '-' and any case.
+// including spellings with '_' for '-' and any case; and, as reverse_proxy
+// forwards request trailers, the same names sent as trailers.
 func StripIdentityHeaders(r *http.Request) {
 	for name := range r.Header {
 		if isIdentityHeader(name) {
 			delete(r.Header, name)
 		}
 	}
+	// Trailers arrive at the body's end, into this map (nil when the client
+	// announced none, and then none are forwarded).
+	if r.Trailer != nil && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer}
+	}
+}
+
+// trailerStripper removes identity fields from the request's trailers when
+// its body ends, before reverse_proxy copies them.
+type trailerStripper struct {
+	io.ReadCloser
+	trailer http.Header
+}
+
+func (b *trailerStripper) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		for name := range b.trailer {
+			if isIdentityHeader(name) {
+				delete(b.trailer, name)
+			}
+		}
+	}
+	return n, err
 }
 
 // identityPrefix starts every identity header name, in lower case.
