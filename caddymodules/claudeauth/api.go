@@ -159,11 +159,17 @@ func writeSession(w http.ResponseWriter, sess auth.Session) {
 }
 
 func (h *APIHandler) refresh(w http.ResponseWriter, r *http.Request) error {
-	c, err := r.Cookie(RefreshCookie)
-	if err != nil || c.Value == "" {
+	cs := r.CookiesNamed(RefreshCookie)
+	if len(cs) > 1 {
+		// Only one can be ours; rather than guess which (the other may be
+		// planted to sign this browser in as someone else), refuse both.
+		h.logger.Warn("refresh with several refresh cookies refused", zap.Int("cookies", len(cs)), zap.String("client_ip", ClientIP(r)))
+		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "Several refresh tokens were sent; log in again.")
+	}
+	if len(cs) == 0 || cs[0].Value == "" {
 		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "No refresh token: log in again.")
 	}
-	sess, err := h.auth.RefreshSession(r.Context(), c.Value)
+	sess, err := h.auth.RefreshSession(r.Context(), cs[0].Value)
 	switch {
 	case errors.Is(err, auth.ErrRefreshReused):
 		h.logger.Warn("refresh token re-used: session revoked", zap.String("client_ip", ClientIP(r)))

@@ -2,22 +2,24 @@ package claudeauth
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/claude-gateway/claude-gateway/auth"
 )
 
-// The gateway's cookies. The access cookie is host-only (`__Host-`: Secure,
-// Path=/, no Domain), so the app host and the IDE host each hold their own.
-// The refresh cookie is scoped to /api/auth, which `__Host-` forbids, so it
-// carries the `__Secure-` prefix instead.
+// The gateway's cookies. Both are host-only (`__Host-`: Secure, Path=/, no
+// Domain), so the app host and the IDE host each hold their own, and no
+// sibling host (the IDE host serves user-controlled pages) can plant one for
+// the parent domain: a `__Secure-` cookie could be, and a planted refresh
+// token would sign the victim in as the attacker. As `__Host-` requires
+// Path=/, the refresh cookie comes with every request to the app host;
+// claude_auth removes it before anything goes upstream.
 const (
 	// AccessCookie holds the access token for browsers, iframes and WebSockets.
 	AccessCookie = "__Host-claude_access"
-	// RefreshCookie holds the refresh token; browsers send it to RefreshCookiePath only.
-	RefreshCookie = "__Secure-claude_refresh"
-	// RefreshCookiePath is the refresh cookie's Path.
-	RefreshCookiePath = "/api/auth"
+	// RefreshCookie holds the refresh token, read only by claude_auth_api.
+	RefreshCookie = "__Host-claude_refresh"
 )
 
 // CookieNames lists the gateway's own cookies, for handlers that must not let
@@ -34,10 +36,10 @@ func SetAccessCookie(w http.ResponseWriter, token string, expires time.Time) {
 }
 
 // SetRefreshCookie sets the refresh cookie (HttpOnly, Secure, SameSite=Lax,
-// Path=/api/auth).
+// Path=/).
 func SetRefreshCookie(w http.ResponseWriter, token string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
-		Name: RefreshCookie, Value: token, Path: RefreshCookiePath,
+		Name: RefreshCookie, Value: token, Path: "/",
 		MaxAge: maxAge(expires), HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
 	})
 }
@@ -54,10 +56,37 @@ func SetSessionCookies(w http.ResponseWriter, s auth.Session) {
 func ClearSessionCookies(w http.ResponseWriter) {
 	for _, c := range []*http.Cookie{
 		{Name: AccessCookie, Path: "/"},
-		{Name: RefreshCookie, Path: RefreshCookiePath},
+		{Name: RefreshCookie, Path: "/"},
 	} {
 		c.MaxAge, c.HttpOnly, c.Secure, c.SameSite = -1, true, true, http.SameSiteLaxMode
 		http.SetCookie(w, c)
+	}
+}
+
+// StripCookies removes the named cookies from r's Cookie headers and keeps
+// every other cookie exactly as the browser sent it.
+func StripCookies(r *http.Request, names []string) {
+	headers := r.Header.Values("Cookie")
+	if len(headers) == 0 {
+		return
+	}
+	drop := make(map[string]bool, len(names))
+	for _, n := range names {
+		drop[n] = true
+	}
+	var kept []string
+	for _, h := range headers {
+		for _, part := range strings.Split(h, ";") {
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part != "" && !drop[strings.TrimSpace(name)] {
+				kept = append(kept, part)
+			}
+		}
+	}
+	r.Header.Del("Cookie")
+	if len(kept) > 0 {
+		r.Header.Set("Cookie", strings.Join(kept, "; "))
 	}
 }
 

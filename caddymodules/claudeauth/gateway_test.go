@@ -350,7 +350,7 @@ func TestSessionFlow(t *testing.T) {
 					t.Errorf("cookie %s: HttpOnly %v Secure %v SameSite %v Domain %q", c.Name, c.HttpOnly, c.Secure, c.SameSite, c.Domain)
 				}
 			}
-			if l.access.Path != "/" || l.refresh.Path != "/api/auth" || l.access.Value != l.token {
+			if l.access.Path != "/" || l.refresh.Path != "/" || l.access.Value != l.token {
 				t.Errorf("cookie paths %q %q", l.access.Path, l.refresh.Path)
 			}
 
@@ -898,4 +898,78 @@ https://localhost:{$CLAUDE_HTTPS_PORT} {
 	if tr.Get("X-Checksum") != "abc" {
 		t.Errorf("an ordinary trailer was lost: %v", tr)
 	}
+}
+
+// TestRefreshCookieCannotBePlanted: a page on a sibling host (the IDE host
+// serves user-controlled pages) can set a `__Secure-` cookie for the parent
+// domain, and so plant its own refresh token in a victim's browser (login
+// CSRF). The refresh cookie is therefore `__Host-` (no Domain possible,
+// Path=/); being sent on every request it never reaches an upstream; and a
+// refresh presenting two refresh cookies is refused rather than one picked.
+func TestRefreshCookieCannotBePlanted(t *testing.T) {
+	s := startStack(t, testenv.SQLiteDatabase(t), nil)
+	l := s.login(t, "admin", adminPassword)
+
+	t.Run("host-only cookie", func(t *testing.T) {
+		c := l.refresh
+		if c.Name != "__Host-claude_refresh" || c.Path != "/" || c.Domain != "" ||
+			!c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+			t.Fatalf("refresh cookie: %s", c.String())
+		}
+	})
+
+	t.Run("not forwarded upstream", func(t *testing.T) {
+		for _, tc := range []struct {
+			path string
+			up   *gatewaytest.Upstream
+			h    http.Header
+		}{
+			{"/", s.frontend, s.cookies(&http.Cookie{Name: "theme", Value: "dark"}, l.access, l.refresh)},
+			{"/api/x", s.backend, s.cookies(l.refresh, l.access, &http.Cookie{Name: "theme", Value: "dark"})},
+			// A public path, where no token is required.
+			{"/auth/anything", s.frontend, s.cookies(l.refresh, &http.Cookie{Name: "theme", Value: "dark"})},
+		} {
+			before := tc.up.Hits.Load()
+			a := s.do(t, http.MethodGet, "localhost", tc.path, tc.h, "")
+			if a.StatusCode != http.StatusOK || tc.up.Hits.Load() != before+1 {
+				t.Fatalf("%s: %d %s", tc.path, a.StatusCode, a.body)
+			}
+			var echo gatewaytest.Echo
+			if err := json.Unmarshal(a.body, &echo); err != nil {
+				t.Fatalf("%s: %v %s", tc.path, err, a.body)
+			}
+			got := strings.Join(echo.Header.Values("Cookie"), "; ")
+			if strings.Contains(got, "claude_refresh") || strings.Contains(got, l.refresh.Value) {
+				t.Errorf("%s: upstream saw the refresh cookie: %q", tc.path, got)
+			}
+			if !strings.Contains(got, "theme=dark") {
+				t.Errorf("%s: other cookies lost: %q", tc.path, got)
+			}
+			// The access cookie is treated as before: it still reaches the upstream.
+			if strings.Contains(tc.h.Get("Cookie"), l.access.Value) && !strings.Contains(got, claudeauth.AccessCookie+"="+l.access.Value) {
+				t.Errorf("%s: access cookie behaviour changed: %q", tc.path, got)
+			}
+		}
+	})
+
+	t.Run("two refresh cookies refused", func(t *testing.T) {
+		other := s.login(t, "admin", adminPassword) // stands for a planted token
+		for _, order := range [][]*http.Cookie{{l.refresh, other.refresh}, {other.refresh, l.refresh}} {
+			a := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", s.cookies(order...), "")
+			if a.StatusCode != http.StatusUnauthorized || a.code(t) != "invalid_refresh_token" {
+				t.Fatalf("two refresh cookies: %d %s", a.StatusCode, a.body)
+			}
+			for _, c := range a.Cookies() {
+				if c.Value != "" {
+					t.Fatalf("two refresh cookies: a cookie was issued: %s", c.String())
+				}
+			}
+		}
+		// Neither token was spent by the refusal: each still refreshes alone.
+		for _, c := range []*http.Cookie{l.refresh, other.refresh} {
+			if a := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", s.cookies(c), ""); a.StatusCode != http.StatusOK {
+				t.Fatalf("single refresh cookie after the refusal: %d %s", a.StatusCode, a.body)
+			}
+		}
+	})
 }

@@ -45,7 +45,9 @@ const (
 // (identity.NewContext), the placeholders {http.auth.user.id},
 // {http.auth.user.username}, {http.auth.user.role} and {http.auth.method},
 // and the X-Auth-User-Id/-Name/-Role headers sent upstream. Client-sent
-// identity headers are removed on every request, public or not.
+// identity headers, and the refresh cookie (sent with every request, read
+// only by claude_auth_api, which runs before), are removed on every request,
+// public or not.
 //
 // Without a valid token, a browser navigation (GET or HEAD accepting
 // text/html, outside /api/) is redirected to the login page with
@@ -141,6 +143,10 @@ func (b *trailerStripper) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// refreshCookieOnly is what claude_auth strips from the Cookie header: the
+// access cookie still passes, as upstreams may rely on it.
+var refreshCookieOnly = []string{RefreshCookie}
+
 // identityPrefix starts every identity header name, in lower case.
 const identityPrefix = "x-auth-user-"
 
@@ -167,6 +173,7 @@ func isIdentityHeader(name string) bool {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	StripIdentityHeaders(r)
+	StripCookies(r, refreshCookieOnly)
 	public := len(h.public) > 0 && h.public.Match(r)
 	claims, method, err := h.auth.UserFromRequest(r)
 	if err != nil {

@@ -148,7 +148,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	case g.StartPath:
 		return g.start(w, r)
 	}
-	StripCookies(r, g.strip)
+	claudeauth.StripCookies(r, g.strip)
 	return next.ServeHTTP(w, r)
 }
 
@@ -199,33 +199,6 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 	g.setState(w, "", -1)
 	http.Redirect(w, r, claudeauth.SafeNext(grant.Next), http.StatusFound)
 	return nil
-}
-
-// StripCookies removes the named cookies from r's Cookie headers and keeps
-// every other cookie exactly as the browser sent it.
-func StripCookies(r *http.Request, names []string) {
-	headers := r.Header.Values("Cookie")
-	if len(headers) == 0 {
-		return
-	}
-	drop := make(map[string]bool, len(names))
-	for _, n := range names {
-		drop[n] = true
-	}
-	var kept []string
-	for _, h := range headers {
-		for _, part := range strings.Split(h, ";") {
-			part = strings.TrimSpace(part)
-			name, _, _ := strings.Cut(part, "=")
-			if part != "" && !drop[strings.TrimSpace(name)] {
-				kept = append(kept, part)
-			}
-		}
-	}
-	r.Header.Del("Cookie")
-	if len(kept) > 0 {
-		r.Header.Set("Cookie", strings.Join(kept, "; "))
-	}
 }
 
 // Interface guards

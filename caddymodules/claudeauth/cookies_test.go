@@ -1,4 +1,4 @@
-package claudeide
+package claudeauth
 
 import (
 	"net/http/httptest"
@@ -6,14 +6,14 @@ import (
 )
 
 func TestStripCookies(t *testing.T) {
-	names := []string{"__Host-claude_access", "__Secure-claude_refresh"}
+	names := []string{"__Host-claude_access", "__Host-claude_refresh"}
 	for _, tc := range []struct {
 		in   []string
 		want string
 	}{
 		{[]string{"__Host-claude_access=t"}, ""},
 		{[]string{"a=1; __Host-claude_access=t; b=\"q v\""}, "a=1; b=\"q v\""},
-		{[]string{"__Secure-claude_refresh=r;vscode-tkn=k", "__Host-claude_access=t"}, "vscode-tkn=k"},
+		{[]string{"__Host-claude_refresh=r;vscode-tkn=k", "__Host-claude_access=t"}, "vscode-tkn=k"},
 		{[]string{"x__Host-claude_access=keep; __Host-claude_access =t"}, "x__Host-claude_access=keep"},
 		{[]string{"flag; a=1"}, "flag; a=1"},
 	} {
