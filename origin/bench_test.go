@@ -13,7 +13,7 @@ func BenchmarkRequestChecks(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &Policy{List: l, AuthCookies: []string{"__Host-claude_access", "__Secure-claude_refresh"}}
+	p := &Policy{List: l, AuthCookies: []string{"__Host-claude_access", "__Host-claude_refresh"}}
 	r := request(http.MethodPost, "/api/sessions", map[string]string{
 		"Origin": "https://partner.example.org:8443", "Cookie": "theme=dark; __Host-claude_access=x",
 	})
