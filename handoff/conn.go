@@ -13,12 +13,18 @@ import (
 // response byte, to replay them to a newer server (see Conn.Close).
 const maxRecord = 64 << 10
 
+// shutdownWait is how long a connection that its server closed unanswered
+// waits for that server's listener to close (see Conn.Close) before it is
+// closed for good: the server was not shutting down after all.
+const shutdownWait = 100 * time.Millisecond
+
 // Conn is a ready connection: the bytes read to see that it was ready are
 // returned first, then the connection's own.
 //
 // Until the server writes its first byte, Conn remembers what the server
-// read. If the server's listener is closed (it is shutting down) and the
-// server closes the connection without having written anything, the request
+// read. If the server's listener is closed, or closes within shutdownWait (it
+// is shutting down), and the server closed the connection without having
+// written anything, the request
 // it dropped is idempotent and fits maxRecord, Close gives the connection,
 // with those bytes to replay, to the newest listener instead of closing it.
 type Conn struct {
@@ -145,6 +151,16 @@ func (c *Conn) Close() error {
 	c.isClosed.Store(true)
 	replay, ok := c.replayLocked()
 	c.mu.Unlock()
+	if ok && !c.owner.closed() {
+		// http.Server.Shutdown marks the server as shutting down a moment
+		// before it closes its listeners; a connection its server dropped in
+		// that moment waits for them to close before it is handed over.
+		select {
+		case <-c.owner.done:
+		case <-time.After(shutdownWait):
+			ok = false
+		}
+	}
 	if !ok {
 		return c.Conn.Close()
 	}
@@ -156,7 +172,7 @@ func (c *Conn) Close() error {
 // replayLocked returns the bytes to replay to a newer server, if the
 // connection qualifies for a hand-over (see Conn).
 func (c *Conn) replayLocked() ([]byte, bool) {
-	if c.owner == nil || !c.owner.closed() || c.wrote.Load() || c.reads != 0 || !c.recording {
+	if c.owner == nil || c.wrote.Load() || c.reads != 0 || !c.recording {
 		return nil, false
 	}
 	replay := make([]byte, 0, len(c.record)+len(c.pending))
