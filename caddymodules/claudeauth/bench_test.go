@@ -9,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
-	"golang.org/x/sys/unix"
 
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
@@ -57,15 +54,7 @@ http://127.0.0.1:%[3]d {
 	}
 }
 `, filepath.ToSlash(dir), plainPort, authPort, up.Listener.Addr())
-	adapter := caddyconfig.GetAdapter("caddyfile")
-	js, warn, err := adapter.Adapt([]byte(cfg), nil)
-	if err != nil {
-		b.Fatalf("adapting: %v %v", err, warn)
-	}
-	if err := caddy.Load(js, true); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { caddy.Stop() })
+	gatewaytest.LoadCaddyfile(b, cfg)
 	return fmt.Sprintf("http://127.0.0.1:%d/bench", plainPort), fmt.Sprintf("http://127.0.0.1:%d/bench", authPort)
 }
 
@@ -95,9 +84,9 @@ func get(b *testing.B, c *http.Client, url, token string) {
 // alternating chunks (and alternating which route goes first), so that a
 // change of machine load hits both alike. Besides wall-clock requests/s it
 // measures the process's CPU time per request (client, Caddy and upstream all
-// run in this process), which other processes' load disturbs far less:
-// req/s/core is what one core sustains. auth-cost-% is the share of the rate
-// the token check costs, from CPU time.
+// run in this process), which other processes' load disturbs far less (see
+// gatewaytest.CompareRoutes). auth-cost-% is the share of the rate the token
+// check costs, from CPU time.
 func BenchmarkAuthOverhead(b *testing.B) {
 	plainURL, authURL := startBenchCaddy(b)
 	token := gatewaytest.AccessToken(b, gatewaytest.TestSecret, "bench-user", "bench", "user", time.Hour)
@@ -106,44 +95,10 @@ func BenchmarkAuthOverhead(b *testing.B) {
 		get(b, c, plainURL, token)
 		get(b, c, authURL, token)
 	}
-	const chunk = 50
-	var wall, cpu [2]time.Duration // [plain, auth]
-	urls := [2]string{plainURL, authURL}
-	b.ResetTimer()
-	for done, round := 0, 0; done < b.N; round++ {
-		n := min(chunk, b.N-done)
-		order := [2]int{0, 1}
-		if round%2 == 1 {
-			order = [2]int{1, 0}
-		}
-		for _, i := range order {
-			c0, w0 := cpuTime(b), time.Now()
-			for range n {
-				get(b, c, urls[i], token)
-			}
-			wall[i] += time.Since(w0)
-			cpu[i] += cpuTime(b) - c0
-		}
-		done += n
-	}
-	b.StopTimer()
-	perReq := func(d time.Duration) float64 { return float64(d) / float64(b.N) }
-	b.ReportMetric(1e9/perReq(wall[0]), "plain-req/s")
-	b.ReportMetric(1e9/perReq(wall[1]), "auth-req/s")
-	b.ReportMetric(1e9/perReq(cpu[0]), "plain-req/s/core")
-	b.ReportMetric(1e9/perReq(cpu[1]), "auth-req/s/core")
-	b.ReportMetric(100*(1-perReq(cpu[0])/perReq(cpu[1])), "auth-cost-%")
-}
-
-// cpuTime is the CPU time all threads of this process have used, from the
-// kernel's precise per-process clock (getrusage counts in scheduler ticks,
-// too coarse for chunks of a few milliseconds).
-func cpuTime(b *testing.B) time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ts.Nano())
+	gatewaytest.CompareRoutes(b, [2]string{"plain", "auth"}, [2]func(){
+		func() { get(b, c, plainURL, token) },
+		func() { get(b, c, authURL, token) },
+	})
 }
 
 // BenchmarkRoute measures each route alone, for absolute requests/s.

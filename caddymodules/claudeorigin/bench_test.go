@@ -6,12 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"
@@ -50,14 +47,7 @@ http://127.0.0.1:%[3]d {
 	}
 }
 `, b.TempDir(), plainPort, originPort, up.Listener.Addr())
-	js, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
-	if err != nil {
-		b.Fatalf("adapting: %v %v", err, warn)
-	}
-	if err := caddy.Load(js, true); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { caddy.Stop() })
+	gatewaytest.LoadCaddyfile(b, cfg)
 	return fmt.Sprintf("http://127.0.0.1:%d/api/things", plainPort), fmt.Sprintf("http://127.0.0.1:%d/api/things", originPort)
 }
 
@@ -80,48 +70,20 @@ func post(b *testing.B, c *http.Client, url string) {
 	}
 }
 
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkOriginOverhead sends the same request through the route without
 // claude_origin and the route with it, in alternating chunks, and reports
 // both rates and the share of CPU time per request the origin checks cost
-// (origin-cost-%; client, Caddy and upstream all run in this process).
+// (origin-cost-%; client, Caddy and upstream all run in this process; see
+// gatewaytest.CompareRoutes).
 func BenchmarkOriginOverhead(b *testing.B) {
 	plainURL, originURL := startBenchCaddy(b)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
-	urls := [2]string{plainURL, originURL}
 	for range 50 {
 		post(b, c, plainURL)
 		post(b, c, originURL)
 	}
-	const chunk = 50
-	var wall, cpu [2]time.Duration
-	b.ResetTimer()
-	for done, round := 0, 0; done < b.N; round++ {
-		n := min(chunk, b.N-done)
-		order := [2]int{0, 1}
-		if round%2 == 1 {
-			order = [2]int{1, 0}
-		}
-		for _, i := range order {
-			c0, w0 := cpuTime(b), time.Now()
-			for range n {
-				post(b, c, urls[i])
-			}
-			wall[i] += time.Since(w0)
-			cpu[i] += cpuTime(b) - c0
-		}
-		done += n
-	}
-	b.StopTimer()
-	perReq := func(d time.Duration) float64 { return float64(d) / float64(b.N) }
-	b.ReportMetric(1e9/perReq(wall[0]), "plain-req/s")
-	b.ReportMetric(1e9/perReq(wall[1]), "origin-req/s")
-	b.ReportMetric(100*(1-perReq(cpu[0])/perReq(cpu[1])), "origin-cost-%")
+	gatewaytest.CompareRoutes(b, [2]string{"plain", "origin"}, [2]func(){
+		func() { post(b, c, plainURL) },
+		func() { post(b, c, originURL) },
+	})
 }
