@@ -37,12 +37,16 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 .PHONY: test-env
-test-env: ## Install and start what the tests need (MariaDB, Chromium, wrk, the sandbox image).
+test-env: ## Install and start what the tests need (MariaDB, Chromium, wrk, the sandbox and workspace images).
 	scripts/test-env.sh >/dev/null
 
 .PHONY: sandbox-image
 sandbox-image: ## Build the sandbox image claude-sandbox:local (debootstrap + docker import, no registry).
 	scripts/sandbox-image.sh
+
+.PHONY: workspace-image
+workspace-image: ## Build the workspace image claude-workspace:local (sandbox image + a code-server stand-in, no registry).
+	scripts/workspace-image.sh
 
 .PHONY: test
 test: build ## Run every test against real MariaDB, Docker and Chromium (prepared on first use).

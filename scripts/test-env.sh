@@ -4,7 +4,8 @@
 #   - MariaDB from Debian's packages, started on 127.0.0.1:${CLAUDE_TEST_MYSQL_PORT:-3306}
 #     with a test user that may create the per-test databases;
 #   - Chromium, wrk, docker-compose and openssl from Debian's packages;
-#   - the sandbox image claude-sandbox:local for the Docker engine (scripts/sandbox-image.sh).
+#   - the sandbox image claude-sandbox:local for the Docker engine (scripts/sandbox-image.sh)
+#     and the workspace image claude-workspace:local built on it (scripts/workspace-image.sh).
 # Everything it starts keeps running after it exits; running it again is cheap.
 set -euo pipefail
 
@@ -63,6 +64,7 @@ fi
 
 if [ -x "$(dirname "$0")/sandbox-image.sh" ] && command -v docker >/dev/null 2>&1; then
 	"$(dirname "$0")/sandbox-image.sh" >&2
+	"$(dirname "$0")/workspace-image.sh" >&2
 fi
 
 echo "export CLAUDE_TEST_MYSQL='mysql://$user:$pass@tcp(127.0.0.1:$port)/'"
