@@ -73,16 +73,9 @@ func New(cfg Config, logger *zap.Logger) (*Executor, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	opts := []client.Opt{client.FromEnv}
-	if cfg.TLSCA != "" || cfg.TLSCert != "" {
-		opts = append(opts, client.WithTLSClientConfig(cfg.TLSCA, cfg.TLSCert, cfg.TLSKey))
-	}
-	if cfg.Host != "" {
-		opts = append(opts, client.WithHost(cfg.Host))
-	}
-	docker, err := client.New(opts...)
+	docker, err := NewDockerClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+		return nil, err
 	}
 	e := &Executor{
 		cfg:    cfg,
@@ -95,6 +88,28 @@ func New(cfg Config, logger *zap.Logger) (*Executor, error) {
 	go e.sweepLoop()
 	return e, nil
 }
+
+// NewDockerClient returns a client of the Docker Engine that cfg describes
+// (Host and the TLS files, else DOCKER_HOST, DOCKER_TLS_VERIFY and
+// DOCKER_CERT_PATH); nothing is sent until its first call.
+func NewDockerClient(cfg Config) (*client.Client, error) {
+	opts := []client.Opt{client.FromEnv}
+	if cfg.TLSCA != "" || cfg.TLSCert != "" {
+		opts = append(opts, client.WithTLSClientConfig(cfg.TLSCA, cfg.TLSCert, cfg.TLSKey))
+	}
+	if cfg.Host != "" {
+		opts = append(opts, client.WithHost(cfg.Host))
+	}
+	docker, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return docker, nil
+}
+
+// Docker returns the executor's Docker Engine client, for the services that
+// share its engine (the session workspaces). It stays open until Close.
+func (e *Executor) Docker() *client.Client { return e.docker }
 
 // Config returns the executor's configuration, defaults applied.
 func (e *Executor) Config() Config { return e.cfg }
