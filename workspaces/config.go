@@ -1,0 +1,213 @@
+package workspaces
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the zero Config fields.
+const (
+	// DefaultImage is the production workspace image: code-server 4.96.2
+	// with python3, built from deploy/workspace/Dockerfile.
+	DefaultImage = "claude-workspace:4.96.2"
+	// LocalImage is the stand-in image `make workspace-image` builds.
+	LocalImage        = "claude-workspace:local"
+	DefaultUser       = "1000:1000"
+	DefaultMemory     = 2 << 30
+	DefaultCPUs       = 1.0
+	DefaultPids       = 512
+	DefaultTmpSize    = 256 << 20
+	DefaultIdle       = 15 * time.Minute
+	DefaultMaxRunning = 20
+	DefaultPerUser    = 3
+	DefaultStartWait  = 60 * time.Second
+	DefaultNamePrefix = "claude-ws-"
+)
+
+// maxSocketPath is the longest unix socket path Linux accepts.
+const maxSocketPath = 107
+
+// Pull policies: when the manager asks the engine to pull the image.
+const (
+	// PullMissing pulls the image when the engine does not have it.
+	PullMissing = "missing"
+	// PullNever never pulls: the image must be loaded into the engine
+	// beforehand (DinD, air-gapped engines, tests).
+	PullNever = "never"
+)
+
+// Config configures the workspace containers. The zero value of every field
+// means its default.
+type Config struct {
+	// Workspace is the directory holding the sessions' directories
+	// (<Workspace>/sessions/<id>/) as the gateway sees it.
+	Workspace string
+	// DaemonWorkspace is the same directory as the Docker daemon sees it
+	// (DinD: "/workspaces"). Empty: Workspace (daemon on the same host).
+	DaemonWorkspace string
+
+	// Image is the workspace image: code-server with python3 and bash.
+	// Default: DefaultImage.
+	Image string
+	// Pull is PullMissing (the default) or PullNever.
+	Pull string
+	// Runtime is the OCI runtime of the containers (e.g. "runsc"); empty is
+	// the daemon's default.
+	Runtime string
+	// User is the uid:gid everything in the container runs as; never root.
+	User string
+	// Network is the Docker network a workspace joins; empty means none at
+	// all (only the loopback interface). Set it only where workspaces may
+	// reach the internet (package installs).
+	Network string
+
+	// Memory is the memory limit of one workspace (IDE and runs) in bytes;
+	// swap is not allowed. Default: 2 GiB.
+	Memory int64
+	// CPUs is the CPU quota of one workspace. Default: 1.
+	CPUs float64
+	// Pids is the process limit of one workspace. Default: 512.
+	Pids int64
+	// TmpSize is the size of its /tmp (tmpfs) in bytes. Default: 256 MiB.
+	TmpSize int64
+
+	// IdleTimeout is how long a workspace runs without IDE traffic or runs
+	// before it is stopped. Default: 15m.
+	IdleTimeout time.Duration
+	// MaxRunning caps the running workspaces on the engine, all users
+	// together. Default: 20.
+	MaxRunning int
+	// MaxRunningPerUser caps the running workspaces of one user. Default: 3.
+	MaxRunningPerUser int
+	// StartWait bounds how long EnsureIDE waits for the IDE to answer after
+	// a start. Default: 60s.
+	StartWait time.Duration
+	// SweepInterval is the period of the idle and orphan sweep. Default: a
+	// quarter of IdleTimeout, at most one minute; negative disables it.
+	SweepInterval time.Duration
+
+	// Instance names this gateway process among the engine's clients; its
+	// containers carry it.
+	Instance string
+	// NamePrefix starts every container name; the rest is the session id,
+	// so the engine itself refuses a second container for one session.
+	// Default: "claude-ws-".
+	NamePrefix string
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Image == "" {
+		c.Image = DefaultImage
+	}
+	if c.Pull == "" {
+		c.Pull = PullMissing
+	}
+	if c.User == "" {
+		c.User = DefaultUser
+	}
+	if c.Memory == 0 {
+		c.Memory = DefaultMemory
+	}
+	if c.CPUs == 0 {
+		c.CPUs = DefaultCPUs
+	}
+	if c.Pids == 0 {
+		c.Pids = DefaultPids
+	}
+	if c.TmpSize == 0 {
+		c.TmpSize = DefaultTmpSize
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdle
+	}
+	if c.MaxRunning == 0 {
+		c.MaxRunning = DefaultMaxRunning
+	}
+	if c.MaxRunningPerUser == 0 {
+		c.MaxRunningPerUser = min(DefaultPerUser, c.MaxRunning)
+	}
+	if c.StartWait == 0 {
+		c.StartWait = DefaultStartWait
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = max(min(c.IdleTimeout/4, time.Minute), 100*time.Millisecond)
+	}
+	if c.NamePrefix == "" {
+		c.NamePrefix = DefaultNamePrefix
+	}
+	if c.Workspace != "" {
+		if abs, err := filepath.Abs(c.Workspace); err == nil {
+			c.Workspace = abs
+		}
+		if c.DaemonWorkspace == "" {
+			c.DaemonWorkspace = c.Workspace
+		}
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Workspace == "":
+		return errors.New("workspaces: the sessions' workspace directory is not set")
+	case c.Pull != PullMissing && c.Pull != PullNever:
+		return fmt.Errorf("workspaces: pull policy %q is neither %q nor %q", c.Pull, PullMissing, PullNever)
+	case c.Memory < 64<<20:
+		return fmt.Errorf("workspaces: memory %d is below 64 MiB", c.Memory)
+	case c.CPUs < 0.01:
+		return fmt.Errorf("workspaces: cpus %g is below 0.01", c.CPUs)
+	case c.Pids < 16:
+		return fmt.Errorf("workspaces: pids %d is below 16", c.Pids)
+	case c.IdleTimeout < time.Second:
+		return fmt.Errorf("workspaces: idle timeout %s is below one second", c.IdleTimeout)
+	case c.MaxRunning < 1, c.MaxRunningPerUser < 1:
+		return errors.New("workspaces: max_running and max_running_per_user must be positive")
+	case c.MaxRunningPerUser > c.MaxRunning:
+		return fmt.Errorf("workspaces: max_running_per_user %d exceeds max_running %d", c.MaxRunningPerUser, c.MaxRunning)
+	case c.StartWait < time.Second:
+		return fmt.Errorf("workspaces: start wait %s is below one second", c.StartWait)
+	case c.Network == "host" || strings.HasPrefix(c.Network, "container:"):
+		return fmt.Errorf("workspaces: network %q would share another namespace", c.Network)
+	case !strings.HasPrefix(c.DaemonWorkspace, "/"):
+		return fmt.Errorf("workspaces: daemon workspace %q is not an absolute path", c.DaemonWorkspace)
+	}
+	// The gateway dials <Workspace>/sessions/<id>/ide.sock: a unix socket
+	// path holds at most 107 bytes.
+	if n := len(c.Workspace) + len("/sessions/session-/ide.sock") + 32; n > maxSocketPath {
+		return fmt.Errorf("workspaces: the directory %s is too long for the IDE sockets beneath it (%d bytes, at most %d)", c.Workspace, n, maxSocketPath)
+	}
+	if _, _, err := ids(c.User); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ids parses a numeric "uid:gid" that is not root.
+func ids(user string) (uid, gid int, err error) {
+	u, g, ok := strings.Cut(user, ":")
+	uid, err1 := strconv.Atoi(u)
+	gid, err2 := strconv.Atoi(g)
+	if !ok || err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+		return 0, 0, fmt.Errorf("workspaces: user %q is not a numeric uid:gid", user)
+	}
+	if uid == 0 {
+		return 0, 0, fmt.Errorf("workspaces: user %q may not be root", user)
+	}
+	return uid, gid, nil
+}
+
+// MissingImageHint is the sentence that tells an operator how to get image
+// onto the engine.
+func MissingImageHint(image string) string {
+	if image == LocalImage {
+		return "build it with `make workspace-image` (for DinD, then `make dind-workspace-image`)"
+	}
+	return fmt.Sprintf("build it with `docker build -t %s deploy/workspace` (for DinD, then `make dind-workspace-image WORKSPACE_IMAGE=%s`), or set the pull policy to %q where the engine reaches a registry", image, image, PullMissing)
+}

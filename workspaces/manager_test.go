@@ -1,0 +1,417 @@
+package workspaces
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/claude-gateway/claude-gateway/internal/testenv"
+)
+
+// testImage is the image `make workspace-image` builds for the tests.
+func testImage() string {
+	if img := os.Getenv("CLAUDE_WORKSPACE_IMAGE"); img != "" {
+		return img
+	}
+	return LocalImage
+}
+
+// harness is a manager on the machine's engine with its own workspace,
+// instance and container names, and a session index the test controls.
+type harness struct {
+	t      *testing.T
+	m      *Manager
+	docker *client.Client
+	cfg    Config
+
+	mu       sync.Mutex
+	sessions map[string]time.Time
+}
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	testenv.DockerImage(t, testImage())
+	docker, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, docker: docker, sessions: map[string]time.Time{}}
+	if cfg.Workspace == "" {
+		cfg.Workspace = shortTempDir(t)
+	}
+	cfg.Image = testImage()
+	cfg.Pull = PullNever
+	cfg.Instance = "test-" + testenv.RandomHex(6)
+	cfg.NamePrefix = "claude-ws-test-" + testenv.RandomHex(4) + "-"
+	if cfg.StartWait == 0 {
+		cfg.StartWait = 30 * time.Second
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = -1
+	}
+	h.cfg = cfg
+	h.m = h.manager()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		list, err := docker.ContainerList(ctx, client.ContainerListOptions{All: true,
+			Filters: client.Filters{}.Add("label", LabelInstance+"="+cfg.Instance)})
+		if err == nil {
+			for _, c := range list.Items {
+				docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+			}
+		}
+		docker.Close()
+	})
+	return h
+}
+
+// manager starts a manager of h's settings (a second one is a replica or a
+// restarted gateway).
+func (h *harness) manager() *Manager {
+	m, err := New(h.cfg, h.docker, h.index, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func (h *harness) index(context.Context) (map[string]time.Time, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]time.Time, len(h.sessions))
+	for k, v := range h.sessions {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// session makes a session directory with one file and registers it.
+func (h *harness) session(user string) Spec {
+	id := "session-" + testenv.RandomHex(16)
+	dir := filepath.Join(h.cfg.Workspace, "sessions", id, "files")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secret-of-"+user+".txt"), []byte(user), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.sessions[id] = time.Now()
+	h.mu.Unlock()
+	return Spec{SessionID: id, UserID: user}
+}
+
+func (h *harness) inspect(name string) (running bool, exists bool) {
+	info, err := h.docker.ContainerInspect(context.Background(), name, client.ContainerInspectOptions{})
+	if err != nil {
+		return false, false
+	}
+	return info.Container.State.Running, true
+}
+
+// exec runs a command in a workspace with the docker CLI, as its user.
+func (h *harness) exec(w *Workspace, args ...string) (string, error) {
+	out, err := exec.Command("docker", append([]string{"exec", "-u", w.User, w.ContainerID}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestEnsureStartsALockedDownWorkspace starts a workspace, reaches its IDE
+// through the gateway's socket link, and checks the container's hardening:
+// only its session's files, only the loopback interface, non-root, no
+// capabilities, read-only root.
+func TestEnsureStartsALockedDownWorkspace(t *testing.T) {
+	h := newHarness(t, Config{})
+	ctx := ctxT(t)
+	alice, bob := h.session("alice"), h.session("bob")
+	wa, err := h.m.EnsureIDE(ctx, alice)
+	if err != nil {
+		t.Fatalf("EnsureIDE: %v", err)
+	}
+	wb, err := h.m.EnsureIDE(ctx, bob)
+	if err != nil {
+		t.Fatalf("EnsureIDE: %v", err)
+	}
+	if err := probe(ctx, wa.Socket); err != nil {
+		t.Fatalf("the IDE does not answer on %s: %v", wa.Socket, err)
+	}
+	again, err := h.m.Ensure(ctx, alice)
+	if err != nil || again.ContainerID != wa.ContainerID {
+		t.Fatalf("a second Ensure made another container: %v %v", again, err)
+	}
+
+	out, err := h.exec(wb, "bash", "-c", "ls /sys/class/net; id -u; ls /workspace; ls / /home /workspace/.. | tr '\\n' ' '; grep -c . /proc/self/status >/dev/null; grep CapEff /proc/self/status; touch /x 2>&1; echo done")
+	if err != nil {
+		t.Fatalf("exec: %v\n%s", err, out)
+	}
+	lines := strings.Split(out, "\n")
+	if strings.TrimSpace(lines[0]) != "lo" {
+		t.Errorf("interfaces in bob's workspace: %q, want only lo", lines[0])
+	}
+	if strings.TrimSpace(lines[1]) != "1000" {
+		t.Errorf("uid %q, want 1000", lines[1])
+	}
+	if strings.TrimSpace(lines[2]) != "secret-of-bob.txt" {
+		t.Errorf("bob's /workspace holds %q", lines[2])
+	}
+	if strings.Contains(out, "alice") || strings.Contains(out, alice.SessionID) {
+		t.Errorf("something of alice's is visible in bob's workspace:\n%s", out)
+	}
+	if !strings.Contains(out, "CapEff:\t0000000000000000") {
+		t.Errorf("capabilities left:\n%s", out)
+	}
+	if !strings.Contains(out, "Read-only file system") {
+		t.Errorf("the root file system is writable:\n%s", out)
+	}
+
+	info, err := h.docker.ContainerInspect(ctx, wb.ContainerID, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := info.Container.HostConfig
+	if hc.NetworkMode != "none" || !hc.ReadonlyRootfs || hc.Memory != DefaultMemory || hc.MemorySwap != DefaultMemory ||
+		hc.PidsLimit == nil || *hc.PidsLimit != DefaultPids || len(hc.CapDrop) != 1 || hc.CapDrop[0] != "ALL" ||
+		!strings.Contains(strings.Join(hc.SecurityOpt, ","), "no-new-privileges") || hc.Privileged {
+		t.Errorf("host config not locked down: %+v", hc)
+	}
+	labels := info.Container.Config.Labels
+	if labels[LabelSession] != bob.SessionID || labels[LabelUser] != "bob" || labels[LabelInstance] != h.cfg.Instance {
+		t.Errorf("labels %v", labels)
+	}
+	for _, m := range info.Container.Mounts {
+		if !strings.Contains(m.Source, bob.SessionID) && m.Type == "bind" {
+			t.Errorf("bob's workspace mounts %s", m.Source)
+		}
+	}
+}
+
+// TestSocketSymlinkIsNeverDialled plants, in place of the IDE's socket, a
+// link to a socket of the gateway's side (as a user with a terminal in the
+// workspace could): the gateway must neither link nor dial it.
+func TestSocketSymlinkIsNeverDialled(t *testing.T) {
+	h := newHarness(t, Config{})
+	spec := h.session("mallory")
+	dir := filepath.Join(h.cfg.Workspace, "sessions", spec.SessionID)
+	if err := os.Mkdir(filepath.Join(dir, ideSubdir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	private := filepath.Join(t.TempDir(), "admin.sock")
+	ln, err := net.Listen("unix", private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var dialled sync.WaitGroup
+	hits := make(chan struct{}, 10)
+	dialled.Add(1)
+	go func() {
+		defer dialled.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			hits <- struct{}{}
+			c.Close()
+		}
+	}()
+	if err := os.Symlink(private, filepath.Join(dir, ideSubdir, socketName)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.linkSocket(spec.SessionID); err == nil {
+		t.Fatal("a symbolic link was taken for the IDE socket")
+	}
+	// A symlinked ide/ directory is refused as well.
+	os.RemoveAll(filepath.Join(dir, ideSubdir))
+	if err := os.Symlink(filepath.Dir(private), filepath.Join(dir, ideSubdir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(private, filepath.Join(filepath.Dir(private), socketName)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.linkSocket(spec.SessionID); err == nil {
+		t.Fatal("a symbolic link was followed to the IDE directory")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, linkName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a link was made: %v", err)
+	}
+	ln.Close()
+	dialled.Wait()
+	if len(hits) != 0 {
+		t.Errorf("the gateway side socket was dialled %d times", len(hits))
+	}
+}
+
+// TestStopRestartRemove: a stopped workspace starts again with its IDE
+// state, Remove takes the container away, a second Remove is no error.
+func TestStopRestartRemove(t *testing.T) {
+	h := newHarness(t, Config{})
+	ctx := ctxT(t)
+	spec := h.session("alice")
+	w, err := h.m.EnsureIDE(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.exec(w, "bash", "-c", "echo kept > $HOME/state"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if err := h.m.Stop(ctx, spec.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if running, exists := h.inspect(w.Name); running || !exists {
+		t.Fatalf("after Stop: running %v, exists %v", running, exists)
+	}
+	w2, err := h.m.EnsureIDE(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w2.ContainerID != w.ContainerID {
+		t.Errorf("a new container after a stop")
+	}
+	if out, err := h.exec(w2, "cat", HomeDir+"/state"); err != nil || strings.TrimSpace(out) != "kept" {
+		t.Errorf("IDE state lost across a stop: %q %v", out, err)
+	}
+	if err := h.m.Remove(ctx, spec.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if _, exists := h.inspect(w.Name); exists {
+		t.Fatal("the container survived Remove")
+	}
+	if err := h.m.Remove(ctx, spec.SessionID); err != nil {
+		t.Errorf("a second Remove: %v", err)
+	}
+}
+
+// TestCaps refuses a start past the per-user and the overall cap.
+func TestCaps(t *testing.T) {
+	h := newHarness(t, Config{MaxRunning: 3, MaxRunningPerUser: 2})
+	ctx := ctxT(t)
+	// Other tests' workspaces on the same engine count against the overall
+	// cap, so only the per-user cap is asserted exactly.
+	for i := 0; i < 2; i++ {
+		if _, err := h.m.Ensure(ctx, h.session("carol")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := h.m.Ensure(ctx, h.session("carol"))
+	var le *LimitError
+	if !errors.As(err, &le) || !le.PerUser || le.Limit != 2 || le.RetryAfter <= 0 {
+		t.Fatalf("third workspace of one user: %v", err)
+	}
+	_, err = h.m.Ensure(ctx, h.session("dave"))
+	if err != nil {
+		t.Fatalf("dave: %v", err)
+	}
+	_, err = h.m.Ensure(ctx, h.session("erin"))
+	if !errors.As(err, &le) || le.PerUser {
+		t.Fatalf("fourth workspace overall: %v", err)
+	}
+}
+
+// TestTwoManagersOneContainer: two managers (replicas) ensuring one session
+// at once end with one container.
+func TestTwoManagersOneContainer(t *testing.T) {
+	h := newHarness(t, Config{})
+	ctx := ctxT(t)
+	other := h.manager()
+	spec := h.session("alice")
+	var wg sync.WaitGroup
+	ids := make([]string, 6)
+	errs := make([]error, 6)
+	for i := range ids {
+		m := h.m
+		if i%2 == 1 {
+			m = other
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, err := m.Ensure(ctx, spec)
+			if err == nil {
+				ids[i] = w.ContainerID
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil {
+			t.Fatalf("Ensure %d: %v", i, errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Fatalf("two containers for one session: %s and %s", ids[0], ids[i])
+		}
+	}
+	list, err := h.docker.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: client.Filters{}.Add("label", LabelSession+"="+spec.SessionID)})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("containers of the session: %d, %v", len(list.Items), err)
+	}
+}
+
+// TestSweep stops an idle workspace, keeps a used one, and removes the one
+// whose session is gone — also when a new manager (a restarted gateway)
+// does it.
+func TestSweep(t *testing.T) {
+	h := newHarness(t, Config{IdleTimeout: 2 * time.Second})
+	ctx := ctxT(t)
+	idle, busy, gone := h.session("alice"), h.session("alice"), h.session("bob")
+	var ws []*Workspace
+	for _, s := range []Spec{idle, busy, gone} {
+		w, err := h.m.Ensure(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	h.mu.Lock()
+	h.sessions[idle.SessionID] = time.Now().Add(-time.Hour)
+	h.sessions[busy.SessionID] = time.Now().Add(-time.Hour)
+	delete(h.sessions, gone.SessionID)
+	h.mu.Unlock()
+
+	restarted := h.manager() // knows nothing of what h.m did
+	time.Sleep(2 * time.Second)
+	restarted.Touch(busy.SessionID)
+	rep, err := restarted.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Stopped != 1 || rep.Removed != 0 {
+		// The gone session's container is younger than a minute: kept.
+		t.Errorf("sweep: %+v, want 1 stopped", rep)
+	}
+	if running, _ := h.inspect(ws[0].Name); running {
+		t.Error("the idle workspace still runs")
+	}
+	if running, _ := h.inspect(ws[1].Name); !running {
+		t.Error("the used workspace was stopped")
+	}
+}
+
+// shortTempDir is a temporary directory short enough for the IDE sockets
+// beneath it (t.TempDir's names are long); removed when the test ends.
+func shortTempDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
