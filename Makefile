@@ -18,6 +18,10 @@ help: ## List the targets.
 build: ## Build the gateway binary (bin/claude-gateway): Caddy + the standard modules + ours.
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/claude-gateway
 
+.PHONY: claude-run
+claude-run: ## Build the static run helper the workspace image carries (bin/claude-run; cmd/claude-run).
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/claude-run ./cmd/claude-run
+
 .PHONY: build-xcaddy
 build-xcaddy: ## Build the same binary with xcaddy from xcaddy.json (bin/claude-gateway-xcaddy).
 	scripts/xcaddy-build.sh bin/claude-gateway-xcaddy

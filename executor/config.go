@@ -82,6 +82,10 @@ type Config struct {
 	// fails at once.
 	Queue int
 
+	// Helper is the path of the claude-run helper inside a workspace
+	// container (runs with Spec.Workspace). Default: DefaultHelper.
+	Helper string
+
 	// Instance names this gateway process among the daemon's clients; its
 	// containers carry it, so a restarted gateway with the same name removes
 	// what its predecessor left at once. Default: the host name.
@@ -126,6 +130,9 @@ func (c Config) withDefaults() Config {
 	if c.User == "" {
 		c.User = DefaultUser
 	}
+	if c.Helper == "" {
+		c.Helper = DefaultHelper
+	}
 	if c.CleanupInterval == 0 {
 		c.CleanupInterval = time.Minute
 	}
@@ -162,6 +169,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("per_user %d exceeds concurrency %d", c.PerUser, c.Concurrency)
 	case isRoot(c.User):
 		return fmt.Errorf("user %q may not be root (nor leave the user to the image)", c.User)
+	case !isSlashAbs(c.Helper):
+		return fmt.Errorf("helper %q is not an absolute path", c.Helper)
 	case c.DaemonWorkspace != "" && !filepath.IsAbs(c.DaemonWorkspace) && !isSlashAbs(c.DaemonWorkspace):
 		return fmt.Errorf("daemon_workspace %q is not an absolute path", c.DaemonWorkspace)
 	}

@@ -46,12 +46,19 @@ type Spec struct {
 	SessionID, UserID string
 	// Dir is the directory (as the gateway sees it, under
 	// Config.Workspace) mounted read-write at /workspace; empty mounts
-	// nothing.
+	// nothing. A run in a workspace container sees what the workspace
+	// mounts there instead.
 	Dir string
 	// Stdout and Stderr, when set, receive the output as it arrives (the
 	// result holds it too). They are called from one goroutine, never at
 	// the same time.
 	Stdout, Stderr io.Writer
+	// Workspace, when set, gives the container of the session's workspace:
+	// the run is then a `docker exec` of the claude-run helper in it
+	// (Config.Helper) instead of a container of its own, and Images,
+	// Runtime, Memory, CPUs, Pids, TmpSize and Dir are the workspace's
+	// business.
+	Workspace WorkspaceFunc
 	// Started, when set, is called once the container runs (after the
 	// wait for a slot), before any output.
 	Started func()
@@ -101,8 +108,9 @@ func (e *Executor) RunBash(ctx context.Context, code string, spec Spec) (Result,
 	return e.Run(ctx, spec)
 }
 
-// Run runs spec in a new sandbox container and removes the container
-// before returning, whatever happened. It waits for a slot first (see
+// Run runs spec in its session's workspace container (Spec.Workspace) or, without workspaces, in a new sandbox container that it removes before
+// returning, whatever happened. Either way nothing of the run is left when
+// it returns. It waits for a slot first (see
 // Config.Concurrency); a full queue fails at once with a *BusyError. When
 // ctx ends, the run is killed at once and ctx's error returned.
 func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
@@ -117,9 +125,11 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 	if len(spec.Stdin) > MaxStdinSize {
 		return Result{}, &SpecError{"stdin_too_large", fmt.Sprintf("stdin is larger than %d bytes", MaxStdinSize)}
 	}
-	source, err := e.bindSource(spec.Dir)
-	if err != nil {
-		return Result{}, err
+	var source string
+	if spec.Workspace == nil {
+		if source, err = e.bindSource(spec.Dir); err != nil {
+			return Result{}, err
+		}
 	}
 	release, err := e.limits.acquire(ctx, spec.UserID)
 	if err != nil {
@@ -131,7 +141,12 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 	live.Store(runID, struct{}{})
 	defer live.Delete(runID)
 	begin := time.Now()
-	res, err := e.run(ctx, spec, runID, cmd, timeout, source)
+	var res Result
+	if spec.Workspace != nil {
+		res, err = e.runInWorkspace(ctx, spec, runID, cmd, timeout)
+	} else {
+		res, err = e.run(ctx, spec, runID, cmd, timeout, source)
+	}
 	e.limits.observe(time.Since(begin))
 	res.RunID = runID
 	return res, err

@@ -3,7 +3,8 @@
 # claude-workspace:local by default — without any container registry: the local
 # sandbox image (bash, python3, uid 1000; scripts/sandbox-image.sh builds it) plus
 # a small static program that serves HTTP and WebSocket on code-server's command
-# line (internal/standin), installed as /usr/bin/code-server. Tests and `make run`
+# line (internal/standin), installed as /usr/bin/code-server, and the run helper
+# every run goes through (cmd/claude-run), installed as /usr/local/bin/claude-run. Tests and `make run`
 # use it where the production image (deploy/workspace/Dockerfile, FROM
 # codercom/code-server) cannot be pulled.
 #
@@ -33,8 +34,9 @@ flock 9
 ctx=$(mktemp -d "$state/workspace-image.XXXXXX")
 trap 'rm -rf "$ctx"' EXIT
 (cd "$repo" && CGO_ENABLED=0 "$go" build -trimpath -ldflags '-s -w' -o "$ctx/code-server" ./internal/standin)
+(cd "$repo" && CGO_ENABLED=0 "$go" build -trimpath -ldflags '-s -w' -o "$ctx/claude-run" ./cmd/claude-run)
 base_id=$(docker image inspect --format '{{.Id}}' "$base")
-version=$(sha256sum "$ctx/code-server" | cut -c1-16)-${base_id#sha256:}
+version=$(cat "$ctx/code-server" "$ctx/claude-run" | sha256sum | cut -c1-16)-${base_id#sha256:}
 version=${version:0:40}
 
 have=$(docker image inspect --format "{{ index .Config.Labels \"$label\" }}" "$image" 2>/dev/null || true)
@@ -46,6 +48,7 @@ start=$(date +%s)
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $base
 COPY code-server /usr/bin/code-server
+COPY claude-run /usr/local/bin/claude-run
 USER 0:0
 RUN install -d -o 1000 -g 1000 -m 0755 /home/coder /run/ide
 USER 1000:1000

@@ -209,5 +209,5 @@ func MissingImageHint(image string) string {
 	if image == LocalImage {
 		return "build it with `make workspace-image` (for DinD, then `make dind-workspace-image`)"
 	}
-	return fmt.Sprintf("build it with `docker build -t %s deploy/workspace` (for DinD, then `make dind-workspace-image WORKSPACE_IMAGE=%s`), or set the pull policy to %q where the engine reaches a registry", image, image, PullMissing)
+	return fmt.Sprintf("build it with `docker build -t %s -f deploy/workspace/Dockerfile .` (for DinD, then `make dind-workspace-image WORKSPACE_IMAGE=%s`), or set the pull policy to %q where the engine reaches a registry", image, image, PullMissing)
 }
