@@ -84,6 +84,9 @@ type Store struct {
 	lockConn *sql.Conn // MySQL: the connection holding the instance lock
 
 	touched sync.Map // id → unix millis of the last write of last_active_at
+
+	hooksMu     sync.Mutex
+	removeHooks map[*RemoveHook]struct{}
 	locks   keyedMutex
 
 	reaperMu     sync.Mutex
@@ -304,6 +307,7 @@ func (s *Store) Delete(ctx context.Context, id, userID string) error {
 // or deleted meanwhile) the directory goes back, as long as its row exists.
 func (s *Store) remove(ctx context.Context, id, query string, args ...any) (bool, error) {
 	ctx = context.WithoutCancel(ctx)
+	s.runRemoveHooks(ctx, id)
 	trash, err := s.trashWorkspace(id)
 	if err != nil {
 		return false, err
@@ -455,5 +459,40 @@ func (k *keyedMutex) lock(key string) func() {
 			delete(k.m, key)
 		}
 		k.mu.Unlock()
+	}
+}
+
+// RemoveHook is called with a session's id before its directory and row are
+// removed (a delete or an expiry), so what uses that directory (the
+// session's workspace container) goes first. It must be idempotent: the
+// removal may still not happen (the session was used meanwhile) or be tried
+// again.
+type RemoveHook func(ctx context.Context, id string)
+
+// OnRemove registers hook until the returned cancel is called.
+func (s *Store) OnRemove(hook RemoveHook) (cancel func()) {
+	h := &hook
+	s.hooksMu.Lock()
+	if s.removeHooks == nil {
+		s.removeHooks = map[*RemoveHook]struct{}{}
+	}
+	s.removeHooks[h] = struct{}{}
+	s.hooksMu.Unlock()
+	return func() {
+		s.hooksMu.Lock()
+		delete(s.removeHooks, h)
+		s.hooksMu.Unlock()
+	}
+}
+
+func (s *Store) runRemoveHooks(ctx context.Context, id string) {
+	s.hooksMu.Lock()
+	hooks := make([]RemoveHook, 0, len(s.removeHooks))
+	for h := range s.removeHooks {
+		hooks = append(hooks, *h)
+	}
+	s.hooksMu.Unlock()
+	for _, h := range hooks {
+		h(ctx, id)
 	}
 }

@@ -386,3 +386,47 @@ func assertConsistent(t *testing.T, st *sessions.Store, setting, ws string) {
 }
 
 func itoa(n int64) string { return fmtInt(n) }
+
+// TestRemoveHooks: a delete and an expiry call the registered hooks with the
+// session's id while its directory is still there; a cancelled hook is not
+// called.
+func TestRemoveHooks(t *testing.T) {
+	forEachDB(t, func(t *testing.T, setting string) {
+		ctx := context.Background()
+		st, _, ws := newStore(t, setting, sessions.Config{Timeout: 200 * time.Millisecond})
+		var mu sync.Mutex
+		var seen []string
+		cancel := st.OnRemove(func(_ context.Context, id string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, err := os.Stat(filepath.Join(ws, "sessions", id, "files")); err != nil {
+				t.Errorf("hook of %s called after its directory went: %v", id, err)
+			}
+			seen = append(seen, id)
+		})
+		deleted, _ := st.Create(ctx, "alice")
+		expired, _ := st.Create(ctx, "alice")
+		if err := st.Delete(ctx, deleted.ID, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if n, err := st.Expire(ctx); err != nil || n != 1 {
+			t.Fatalf("Expire = %d, %v", n, err)
+		}
+		mu.Lock()
+		if len(seen) != 2 || seen[0] != deleted.ID || seen[1] != expired.ID {
+			t.Errorf("hooks saw %v, want [%s %s]", seen, deleted.ID, expired.ID)
+		}
+		mu.Unlock()
+		cancel()
+		last, _ := st.Create(ctx, "alice")
+		if err := st.Delete(ctx, last.ID, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) != 2 {
+			t.Errorf("a cancelled hook was called: %v", seen)
+		}
+	})
+}

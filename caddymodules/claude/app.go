@@ -1,6 +1,7 @@
 // Package claude is the `claude` Caddy app: it owns what outlives a request and
-// must survive a config reload — the database pool and the health registry —
-// and shares them with the gateway's handlers.
+// must survive a config reload — the database pool, the health registry, the
+// session store, the executor and the session workspaces — and shares them
+// with the gateway's handlers.
 package claude
 
 import (
@@ -40,10 +41,16 @@ type App struct {
 	// (the `auth` sub-option; see auth.go). Nil means the defaults.
 	Auth *AuthConfig `json:"auth,omitempty"`
 
-	// Executor configures sandboxed code execution (the `executor`
+	// ExecutorConfig configures sandboxed code execution (the `executor`
 	// sub-option; see executor.go). Nil means the defaults.
-	Executor *ExecutorConfig `json:"executor,omitempty"`
+	ExecutorConfig *ExecutorConfig `json:"executor,omitempty"`
 
+	// WorkspacesConfig configures the session workspaces, one container per
+	// session hosting its IDE and its runs (the `workspaces` sub-option; see
+	// workspaces.go). Nil means the defaults.
+	WorkspacesConfig *WorkspacesConfig `json:"workspaces,omitempty"`
+
+	svc    services
 	db     *store.DB
 	health *health.Registry
 	logger *zap.Logger
@@ -97,6 +104,7 @@ func (a *App) Cleanup() error {
 	if a.db == nil {
 		return nil
 	}
+	a.cleanupServices()
 	a.cleanupSessions()
 	return ReleaseDB(a.Database)
 }

@@ -96,7 +96,7 @@ type ExecutorConfig struct {
 // ExecutorSettings returns the executor's configuration for this app,
 // defaults and the workspace included.
 func (a *App) ExecutorSettings() executor.Config {
-	c := a.Executor
+	c := a.ExecutorConfig
 	if c == nil {
 		c = new(ExecutorConfig)
 	}
@@ -152,10 +152,10 @@ func (a *App) ExecutorSettings() executor.Config {
 //	    build_timeout    10m
 //	}
 func parseExecutor(d *caddyfile.Dispenser, app *App) error {
-	if app.Executor == nil {
-		app.Executor = new(ExecutorConfig)
+	if app.ExecutorConfig == nil {
+		app.ExecutorConfig = new(ExecutorConfig)
 	}
-	c := app.Executor
+	c := app.ExecutorConfig
 	if d.NextArg() {
 		return d.ArgErr()
 	}

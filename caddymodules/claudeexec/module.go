@@ -8,7 +8,6 @@
 package claudeexec
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,22 +29,10 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// executors holds the executors by configuration. A reload with the same
-// executor settings re-uses the running one (its limits, queue and runs); a
-// changed one gets a new executor while the old one's runs finish.
-var executors = caddy.NewUsagePool()
-
-// pooledExecutor lets an executor live in a caddy.UsagePool.
-type pooledExecutor struct{ *executor.Executor }
-
-// Destruct stops the executor's sweep; its runs in progress finish.
-func (p pooledExecutor) Destruct() error { return p.Close() }
-
 // Handler serves the execution API. It needs an authenticated user
 // (claude_auth runs before it); other paths pass through.
 type Handler struct {
 	exec     *executor.Executor
-	key      string
 	sessions *sessions.Store
 	build    executor.BuildOptions
 	logger   *zap.Logger
@@ -59,8 +46,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision takes (or starts) the executor of the `claude` app's settings
-// and registers its non-critical "docker" health check.
+// Provision takes the executor of the `claude` app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	app, err := claude.FromContext(ctx)
@@ -71,43 +57,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.sessions == nil {
 		return errors.New("claude_exec: the claude app has no session store")
 	}
-	cfg := app.ExecutorSettings()
-	key, err := json.Marshal(cfg)
-	if err != nil {
+	if h.exec, err = app.Executor(); err != nil {
 		return fmt.Errorf("claude_exec: %w", err)
 	}
-	h.key = string(key)
-	logger := app.Logger().Named("executor")
-	val, loaded, err := executors.LoadOrNew(h.key, func() (caddy.Destructor, error) {
-		e, err := executor.New(cfg, logger)
-		if err != nil {
-			return nil, err
-		}
-		return pooledExecutor{e}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("claude_exec: %w", err)
-	}
-	h.exec = val.(pooledExecutor).Executor
-	if c := app.Executor; c != nil {
+	if c := app.ExecutorConfig; c != nil {
 		h.build = executor.BuildOptions{ContextLimit: c.BuildContextLimit, Timeout: time.Duration(c.BuildTimeout)}
 	}
 	if h.build.ContextLimit <= 0 {
 		h.build.ContextLimit = executor.DefaultBuildContextLimit
 	}
-	app.Health().Register("docker", false, h.exec.IsAvailable)
-	h.logger.Info("executor ready", zap.Bool("reused", loaded),
-		zap.String("image", h.exec.Config().Image(executor.Python)), zap.String("instance", h.exec.Config().Instance))
 	return nil
-}
-
-// Cleanup releases this config's reference to the executor.
-func (h *Handler) Cleanup() error {
-	if h.exec == nil {
-		return nil
-	}
-	_, err := executors.Delete(h.key)
-	return err
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -171,6 +130,5 @@ func (h *Handler) admin(serve func(http.ResponseWriter, *http.Request, identity.
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
