@@ -87,7 +87,7 @@ type Store struct {
 
 	hooksMu     sync.Mutex
 	removeHooks map[*RemoveHook]struct{}
-	locks   keyedMutex
+	locks       keyedMutex
 
 	reaperMu     sync.Mutex
 	reapInterval time.Duration
