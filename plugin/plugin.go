@@ -13,6 +13,7 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelimit"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelogin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudepath"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudesessions"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/handoff"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/mysqlstorage"

@@ -285,9 +285,9 @@ func TestBrowserNavigation(t *testing.T) {
 		wantLocation     string
 	}{
 		{"page", "localhost", "/projects/1?tab=files", http.StatusFound, "/auth/login?next=" + url.QueryEscape("/projects/1?tab=files")},
-		{"protocol-relative path", "localhost", "//evil.example/x", http.StatusFound, "/auth/login?next=%2F"},
-		// The client sends a raw backslash as %5C: a path on this origin, kept.
-		{"backslash path", "localhost", "/\\evil.example", http.StatusFound, "/auth/login?next=" + url.QueryEscape("/%5Cevil.example")},
+		// Paths with no single meaning are refused before any redirect (claude_path).
+		{"protocol-relative path", "localhost", "//evil.example/x", http.StatusBadRequest, ""},
+		{"backslash path", "localhost", "/\\evil.example", http.StatusBadRequest, ""},
 		{"API from a browser", "localhost", "/api/things", http.StatusUnauthorized, ""},
 		{"IDE host goes to the app host", "ide.localhost", "/", http.StatusFound, fmt.Sprintf("https://localhost:%d/auth/", s.gw.HTTPSPort)},
 	}
@@ -327,11 +327,12 @@ func TestPublicPaths(t *testing.T) {
 	if a := s.do(t, http.MethodPost, "localhost", "/api/auth/refresh", nil, ""); a.StatusCode != http.StatusUnauthorized || a.code(t) != "invalid_refresh_token" {
 		t.Errorf("refresh without a cookie: %d %s", a.StatusCode, a.body)
 	}
-	// Path tricks that clean to a protected path stay protected.
-	for _, p := range []string{"/auth/../api/things", "/api/live/../things", "/api/health/x"} {
+	// Path tricks that clean to a protected path stay protected: refused
+	// as ambiguous (400) or as unauthenticated (401).
+	for _, p := range []string{"/auth/../api/things", "/api/live/../things", "/api/health/x", "/API/LIVE", "/Auth/x"} {
 		before := s.hits()
 		a := s.do(t, http.MethodGet, "localhost", p, nil, "")
-		if a.StatusCode != http.StatusUnauthorized || s.hits() != before {
+		if a.StatusCode != http.StatusUnauthorized && a.StatusCode != http.StatusBadRequest || s.hits() != before {
 			t.Errorf("%s: %d, %d upstream hits", p, a.StatusCode, s.hits()-before)
 		}
 	}

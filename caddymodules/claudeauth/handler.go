@@ -2,6 +2,7 @@ package claudeauth
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/identity"
+	"github.com/claude-gateway/claude-gateway/requestpath"
 )
 
 func init() {
@@ -55,8 +57,11 @@ const (
 // `WWW-Authenticate: Bearer error="invalid_token"` and the JSON error envelope.
 type Handler struct {
 	// Public lists the paths served without a token, in the syntax of Caddy's
-	// path matcher (`/api/live`, `/auth/*`). A valid token on a public path
-	// still sets the identity; an invalid one is ignored there.
+	// path matcher (`/api/live`, `/auth/*`), but matched case-sensitively
+	// against the request's path as it stands (claude_path first on the
+	// route makes it canonical), exactly as upstreams route it. A valid
+	// token on a public path still sets the identity; an invalid one is
+	// ignored there.
 	Public []string `json:"public,omitempty"`
 
 	// LoginURL is where browser navigations without a valid token are sent,
@@ -65,7 +70,7 @@ type Handler struct {
 	LoginURL string `json:"login_url,omitempty"`
 
 	auth   *Auth
-	public caddyhttp.MatchPath
+	public requestpath.Patterns
 	logger *zap.Logger
 }
 
@@ -83,10 +88,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.LoginURL == "" {
 		h.LoginURL = "/auth/login"
 	}
-	h.public = caddyhttp.MatchPath(h.Public)
-	if err := h.public.Provision(ctx); err != nil {
-		return err
-	}
+	h.public = requestpath.Patterns(h.Public)
 	a, err := Acquire(ctx)
 	if err != nil {
 		return err
@@ -97,10 +99,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
-	for _, p := range h.Public {
-		if !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "*") {
-			return errors.New("claude_auth: public paths must start with / or *")
-		}
+	if err := requestpath.Patterns(h.Public).Validate(); err != nil {
+		return fmt.Errorf("claude_auth: public: %w", err)
 	}
 	return nil
 }
@@ -174,7 +174,7 @@ func isIdentityHeader(name string) bool {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	StripIdentityHeaders(r)
 	StripCookies(r, refreshCookieOnly)
-	public := len(h.public) > 0 && h.public.Match(r)
+	public := h.public.Match(r.URL.Path)
 	claims, method, err := h.auth.UserFromRequest(r)
 	if err != nil {
 		if public {

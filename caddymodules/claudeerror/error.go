@@ -23,7 +23,9 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("claude_error", httpcaddyfile.Before, "respond")
 }
 
-// Handler renders the error of the current request. It is terminal.
+// Handler renders the error of the current request. It is terminal. An error
+// that wraps an apierror.Error of the error's status is answered with that
+// error's code and message; any other with a message chosen by status.
 type Handler struct {
 	// APIPrefix is the path prefix whose errors are answered in JSON. Default: "/api/".
 	APIPrefix string `json:"api_prefix,omitempty"`
@@ -73,19 +75,26 @@ var page = template.Must(template.New("error").Parse(`<!doctype html>
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	status := http.StatusInternalServerError
+	err, _ := r.Context().Value(caddyhttp.ErrorCtxKey).(error)
 	var he caddyhttp.HandlerError
-	if err, ok := r.Context().Value(caddyhttp.ErrorCtxKey).(error); ok && errors.As(err, &he) && he.StatusCode != 0 {
+	if errors.As(err, &he) && he.StatusCode != 0 {
 		status = he.StatusCode
 	}
 	msg, ok := messages[status]
 	if !ok {
 		msg = http.StatusText(status) + "."
 	}
+	code, ok := codes[status]
+	if !ok {
+		code = apierror.CodeFor(status)
+	}
+	// A handler that failed with an apierror.Error of the same status
+	// chose its code and message for the client.
+	var ae *apierror.Error
+	if errors.As(err, &ae) && ae.Status == status {
+		code, msg = ae.Code, ae.Message
+	}
 	if r.URL.Path+"/" == h.APIPrefix || strings.HasPrefix(r.URL.Path, h.APIPrefix) {
-		code, ok := codes[status]
-		if !ok {
-			code = apierror.CodeFor(status)
-		}
 		apierror.Write(w, apierror.New(status, code, msg))
 		return nil
 	}

@@ -80,7 +80,7 @@ func TestDevCaddyfileLimits(t *testing.T) {
 		t.Fatalf("the backend saw %d requests, want the 5 allowed", n)
 	}
 
-	// Probes are exempt.
+	// Probes are never limited: claude_health answers them first.
 	for i := 0; i < 8; i++ {
 		for _, p := range []string{"/api/live", "/api/ready", "/api/health"} {
 			if a := get(t, g, p, nil); a.Status != http.StatusOK {
@@ -155,7 +155,7 @@ func TestProductionCaddyfile(t *testing.T) {
 	for name, want := range map[string]string{
 		"login":    `{"key":["{http.vars.client_ip}"],"match":[{"path":["/api/auth/login"]},{"method":["POST"],"path":["/auth/login"]}],"name":"login","on_failure":"fail_closed","rate":"5/min","store":"sql"}`,
 		"auth_api": `{"key":["{http.vars.client_ip}"],"match":[{"path":["/api/auth/*"]}],"name":"auth_api","rate":"30/min","store":"sql"}`,
-		"api":      `{"exempt":[{"path":["/api/live","/api/ready","/api/health"]}],"key":["{http.auth.user.id}","{http.vars.client_ip}"],"match":[{"path":["/api/*"]}],"name":"api","rate":"30/min","store":"sql"}`,
+		"api":      `{"key":["{http.auth.user.id}","{http.vars.client_ip}"],"match":[{"path":["/api/*"]}],"name":"api","rate":"30/min","store":"sql"}`,
 	} {
 		got, _ := json.Marshal(zones[name])
 		if string(got) != want {

@@ -208,9 +208,9 @@ func TestTraversalRefused(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(bFiles, "secret.txt")); string(got) != "bob's secret" {
 		t.Errorf("bob's file is now %q", got)
 	}
-	// A session id that is a path is just an unknown session.
-	expect(t, "id traversal", w.do("GET", "/api/sessions/..%2f..%2fetc/files/passwd", w.alice, nil), 404, "session_not_found")
-	expect(t, "id dots", w.do("GET", "/api/sessions/../sessions/"+b.ID+"/files/secret.txt", w.alice, nil), 404, "session_not_found")
+	// A session id that is a path is refused before any handler (claude_path).
+	expect(t, "id traversal", w.do("GET", "/api/sessions/..%2f..%2fetc/files/passwd", w.alice, nil), 400, "invalid_path")
+	expect(t, "id dots", w.do("GET", "/api/sessions/../sessions/"+b.ID+"/files/secret.txt", w.alice, nil), 400, "invalid_path")
 }
 
 // TestUploadLimits: over max_file_size is 413 with nothing written, announced

@@ -16,6 +16,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/identity"
+	"github.com/claude-gateway/claude-gateway/requestpath"
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
 
@@ -35,10 +36,11 @@ const prefix = "/api/sessions"
 //   - GET, POST /api/sessions/{id}/history
 //
 // /api/sessions/{id}/exec passes to the next handler (claude_exec). Any other
-// /api/sessions/{id}/… path is the backend's (agent messages, streams): it
-// passes to the next handler only for the session's owner, and is 404 for
-// everyone else, so the backend never sees a request for a session the user
-// does not own. The
+// path naming a session (requestpath.SessionID: /api/sessions/{id}/…,
+// /ws/sessions/{id}…, and those collections spelt in any case) is the
+// backend's (agent messages, streams): it passes to the next handler only
+// for the session's owner, and is 404 for everyone else, so the backend
+// never sees a request for a session the user does not own. The
 // limits (timeout, caps, file size, quota) are options of the `claude` app,
 // which owns the session store.
 type Handler struct {
@@ -71,6 +73,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.URL.Path != prefix && !strings.HasPrefix(r.URL.Path, prefix+"/") {
+		if id, ok := requestpath.SessionID(r.URL.Path); ok {
+			return h.backendSession(w, r, next, id)
+		}
 		return next.ServeHTTP(w, r)
 	}
 	// Routing works on the escaped path, so that an encoded "/" or "." in a
@@ -106,6 +111,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if _, ok := api.owned(id); ok {
 			return next.ServeHTTP(w, r)
 		}
+	}
+	return nil
+}
+
+// backendSession passes a request for the backend that names session id to
+// next when the user owns the session; anyone else gets 404.
+func (h *Handler) backendSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id string) error {
+	user, ok := identity.FromContext(r.Context())
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_token", "A valid access token is required to use sessions."))
+		return nil
+	}
+	api := &api{h: h, w: w, r: r, user: user}
+	if !sessions.ValidID(id) {
+		api.fail(sessions.ErrNotFound)
+		return nil
+	}
+	if _, ok := api.owned(id); ok {
+		return next.ServeHTTP(w, r)
 	}
 	return nil
 }

@@ -30,12 +30,14 @@ type Upstream struct {
 
 // Echo is what an Upstream answers: the request as the upstream saw it.
 type Echo struct {
-	Upstream string      `json:"upstream"`
-	Method   string      `json:"method"`
-	Host     string      `json:"host"`
-	Path     string      `json:"path"`
-	RawQuery string      `json:"raw_query"`
-	Header   http.Header `json:"header"`
+	Upstream string `json:"upstream"`
+	Method   string `json:"method"`
+	Host     string `json:"host"`
+	Path     string `json:"path"`
+	// EscapedPath is the path as it arrived, escapes and all.
+	EscapedPath string      `json:"escaped_path"`
+	RawQuery    string      `json:"raw_query"`
+	Header      http.Header `json:"header"`
 }
 
 // NewUpstream starts an Upstream on 127.0.0.1; it stops when the test ends.
@@ -55,7 +57,7 @@ func (u *Upstream) Port() int { return u.Server.Listener.Addr().(*net.TCPAddr).P
 
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.Hits.Add(1)
-	e := &Echo{Upstream: u.Name, Method: r.Method, Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone()}
+	e := &Echo{Upstream: u.Name, Method: r.Method, Host: r.Host, Path: r.URL.Path, EscapedPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Header: r.Header.Clone()}
 	u.Last.Store(e)
 	if r.Header.Get("Upgrade") == "websocket" {
 		u.echoSocket(w, r)
