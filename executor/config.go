@@ -21,8 +21,11 @@ const (
 	DefaultConcurrency = 4
 	DefaultPerUser     = 2
 	DefaultQueue       = 16
-	DefaultUser        = "1000:1000"
-	DefaultImage       = "python:3.11-slim"
+	// DefaultQueuePerUser bounds the waiting runs of one user: a quarter
+	// of DefaultQueue, so one user cannot fill the queue for everyone.
+	DefaultQueuePerUser = 4
+	DefaultUser         = "1000:1000"
+	DefaultImage        = "python:3.11-slim"
 	// MaxCodeSize bounds the code of one run: it travels as one argument
 	// of the command line, which Linux caps at 128 KiB.
 	MaxCodeSize = 100 << 10
@@ -81,6 +84,10 @@ type Config struct {
 	// a *BusyError. Negative means no queue: a run that finds no free slot
 	// fails at once.
 	Queue int
+	// QueuePerUser is how many runs of one user may wait for a slot; past
+	// it that user's runs fail with a *BusyError while others still queue.
+	// 0 is DefaultQueuePerUser (at most Queue).
+	QueuePerUser int
 
 	// Helper is the path of the claude-run helper inside a workspace
 	// container (runs with Spec.Workspace). Default: DefaultHelper.
@@ -127,6 +134,9 @@ func (c Config) withDefaults() Config {
 	if c.Queue == 0 {
 		c.Queue = DefaultQueue
 	}
+	if c.QueuePerUser == 0 {
+		c.QueuePerUser = min(DefaultQueuePerUser, max(c.Queue, 0))
+	}
 	if c.User == "" {
 		c.User = DefaultUser
 	}
@@ -165,6 +175,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("output_limit %d is below 1 KiB", c.OutputLimit)
 	case c.Concurrency < 1, c.PerUser < 1:
 		return errors.New("concurrency and per_user must be positive")
+	case c.QueuePerUser < 0:
+		return fmt.Errorf("queue_per_user %d is negative", c.QueuePerUser)
 	case c.PerUser > c.Concurrency:
 		return fmt.Errorf("per_user %d exceeds concurrency %d", c.PerUser, c.Concurrency)
 	case isRoot(c.User):

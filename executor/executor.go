@@ -81,7 +81,7 @@ func New(cfg Config, logger *zap.Logger) (*Executor, error) {
 		cfg:    cfg,
 		docker: docker,
 		logger: logger,
-		limits: newLimiter(cfg.Concurrency, cfg.PerUser, cfg.Queue),
+		limits: newLimiter(cfg.Concurrency, cfg.PerUser, cfg.Queue, cfg.QueuePerUser),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -136,12 +136,14 @@ type Stats struct {
 	PerUser int `json:"per_user"`
 	// Queue is the size of the wait queue.
 	Queue int `json:"queue"`
+	// QueuePerUser bounds the waiting runs of one user.
+	QueuePerUser int `json:"queue_per_user"`
 }
 
 // Stats returns the executor's current load.
 func (e *Executor) Stats() Stats {
 	r, q := e.limits.stats()
-	return Stats{Running: r, Queued: q, Concurrency: e.cfg.Concurrency, PerUser: e.cfg.PerUser, Queue: max(e.cfg.Queue, 0)}
+	return Stats{Running: r, Queued: q, Concurrency: e.cfg.Concurrency, PerUser: e.cfg.PerUser, Queue: max(e.cfg.Queue, 0), QueuePerUser: e.cfg.QueuePerUser}
 }
 
 // Close stops the orphan sweep and releases idle connections. Runs in

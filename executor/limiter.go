@@ -22,17 +22,21 @@ func (e *BusyError) Error() string {
 }
 
 // limiter hands out run slots: at most total at once, at most perUser at
-// once per user, and at most queue callers waiting. A waiter that cannot run
-// because of its own user's limit does not hold up the others behind it.
+// once per user, at most queue callers waiting, and at most queuePerUser of
+// them of one user, so one user's waiting runs never fill the queue for
+// everyone. A waiter that cannot run because of its own user's limit does
+// not hold up the others behind it.
 type limiter struct {
-	mu       sync.Mutex
-	total    int
-	perUser  int
-	queue    int
-	running  int
-	byUser   map[string]int
-	waiters  []*waiter
-	avgRunNS float64 // moving average of a run's duration, for RetryAfter
+	mu           sync.Mutex
+	total        int
+	perUser      int
+	queue        int
+	queuePerUser int
+	running      int
+	byUser       map[string]int
+	waiting      map[string]int // waiters by user
+	waiters      []*waiter
+	avgRunNS     float64 // moving average of a run's duration, for RetryAfter
 }
 
 type waiter struct {
@@ -40,8 +44,9 @@ type waiter struct {
 	ready chan struct{} // closed when the slot is granted
 }
 
-func newLimiter(total, perUser, queue int) *limiter {
-	return &limiter{total: total, perUser: perUser, queue: queue, byUser: map[string]int{}}
+func newLimiter(total, perUser, queue, queuePerUser int) *limiter {
+	return &limiter{total: total, perUser: perUser, queue: queue, queuePerUser: queuePerUser,
+		byUser: map[string]int{}, waiting: map[string]int{}}
 }
 
 // acquire waits for a slot for user and returns its release function.
@@ -59,8 +64,14 @@ func (l *limiter) acquire(ctx context.Context, user string) (func(), error) {
 		l.mu.Unlock()
 		return nil, &BusyError{RetryAfter: retry, Reason: "the run queue is full"}
 	}
+	if l.waiting[user] >= l.queuePerUser {
+		retry := l.retryAfter()
+		l.mu.Unlock()
+		return nil, &BusyError{RetryAfter: retry, Reason: "the user's waiting runs reached their bound"}
+	}
 	w := &waiter{user: user, ready: make(chan struct{})}
 	l.waiters = append(l.waiters, w)
+	l.waiting[user]++
 	l.mu.Unlock()
 
 	select {
@@ -132,6 +143,7 @@ func (l *limiter) give(user string) {
 		}
 		l.take(w.user)
 		l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+		l.unwait(w.user)
 		close(w.ready)
 	}
 }
@@ -140,8 +152,16 @@ func (l *limiter) remove(w *waiter) {
 	for i, x := range l.waiters {
 		if x == w {
 			l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+			l.unwait(w.user)
 			return
 		}
+	}
+}
+
+// unwait counts one waiter of user fewer. Callers hold mu.
+func (l *limiter) unwait(user string) {
+	if l.waiting[user]--; l.waiting[user] <= 0 {
+		delete(l.waiting, user)
 	}
 }
 

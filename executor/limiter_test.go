@@ -18,18 +18,22 @@ func TestLimiter(t *testing.T) {
 	tests := []struct {
 		name                  string
 		total, perUser, queue int
+		queuePerUser          int // 0: queue
 		steps                 []step
 	}{
-		{"global limit then queue then busy", 2, 2, 1, []step{
+		{"global limit then queue then busy", 2, 2, 1, 0, []step{
 			{"a", "run", 0}, {"b", "run", 0}, {"c", "wait", 0}, {"d", "busy", 0},
 		}},
-		{"per-user limit queues that user only", 3, 1, 2, []step{
+		{"per-user limit queues that user only", 3, 1, 2, 0, []step{
 			{"a", "run", 0}, {"a", "wait", 0}, {"b", "run", 0}, {"c", "run", 0}, {"d", "wait", 0}, {"e", "busy", 0},
 		}},
-		{"no queue", 1, 1, -1, []step{
+		{"one user's waiting runs leave room for others", 1, 1, 3, 2, []step{
+			{"a", "run", 0}, {"a", "wait", 0}, {"a", "wait", 0}, {"a", "busy", 0}, {"b", "wait", 0},
+		}},
+		{"no queue", 1, 1, -1, 0, []step{
 			{"a", "run", 0}, {"b", "busy", 0},
 		}},
-		{"a freed slot goes to the first waiter that may run", 2, 1, 2, []step{
+		{"a freed slot goes to the first waiter that may run", 2, 1, 2, 0, []step{
 			{"a", "run", 0}, {"b", "run", 0}, {"a", "wait", 0}, {"c", "wait", 0},
 			// b's slot frees: a is still at its own limit, so c runs.
 			{"", "", 2},
@@ -37,7 +41,11 @@ func TestLimiter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newLimiter(tt.total, tt.perUser, tt.queue)
+			qpu := tt.queuePerUser
+			if qpu == 0 {
+				qpu = max(tt.queue, 0)
+			}
+			l := newLimiter(tt.total, tt.perUser, tt.queue, qpu)
 			releases := map[int]func(){}
 			waiting := map[int]chan func(){}
 			for i, s := range tt.steps {
@@ -92,7 +100,7 @@ func TestLimiter(t *testing.T) {
 }
 
 func TestLimiterCancelledWaiterLeavesTheQueue(t *testing.T) {
-	l := newLimiter(1, 1, 1)
+	l := newLimiter(1, 1, 1, 1)
 	rel, err := l.acquire(context.Background(), "a")
 	if err != nil {
 		t.Fatal(err)

@@ -76,6 +76,11 @@ type ExecutorConfig struct {
 	// Default: 16; negative: no waiting.
 	Queue int `json:"queue,omitempty"`
 
+	// QueuePerUser is how many runs of one user may wait for a slot; past
+	// it that user's runs get 429 while other users' runs still queue.
+	// Default: 4 (at most Queue).
+	QueuePerUser int `json:"queue_per_user,omitempty"`
+
 	// Instance names this gateway's containers, so a restarted gateway
 	// removes what its killed predecessor left. Give every replica sharing
 	// a daemon its own. Default: the host name.
@@ -123,6 +128,7 @@ func (a *App) ExecutorSettings() executor.Config {
 		Concurrency:     c.Concurrency,
 		PerUser:         c.PerUser,
 		Queue:           c.Queue,
+		QueuePerUser:    c.QueuePerUser,
 		Instance:        c.Instance,
 		CleanupInterval: time.Duration(c.CleanupInterval),
 	}
@@ -146,6 +152,7 @@ func (a *App) ExecutorSettings() executor.Config {
 //	    concurrency      4
 //	    per_user         2
 //	    queue            16
+//	    queue_per_user   4
 //	    instance         <name>
 //	    cleanup_interval 1m
 //	    build_context_limit 64MiB
@@ -229,6 +236,10 @@ func parseExecutor(d *caddyfile.Dispenser, app *App) error {
 			}
 		case "per_user":
 			if err := parseCount(d, &c.PerUser); err != nil {
+				return err
+			}
+		case "queue_per_user":
+			if err := parseCount(d, &c.QueuePerUser); err != nil {
 				return err
 			}
 		case "queue":

@@ -33,6 +33,7 @@ func TestExecutorOption(t *testing.T) {
 			concurrency 8
 			per_user 3
 			queue 0
+			queue_per_user 2
 			instance gw-1
 			cleanup_interval 30s`,
 			check: func(t *testing.T, c executor.Config) {
@@ -42,7 +43,7 @@ func TestExecutorOption(t *testing.T) {
 					Images:  map[string]string{"python": "claude-sandbox:local", "bash": "bash:5"},
 					Runtime: "runsc", Memory: 128 << 20, CPUs: 0.5, Pids: 64, TmpSize: 8 << 20,
 					Timeout: 10 * time.Second, MaxTimeout: 2 * time.Minute, OutputLimit: 64 << 10,
-					Concurrency: 8, PerUser: 3, Queue: -1, Instance: "gw-1", CleanupInterval: 30 * time.Second,
+					Concurrency: 8, PerUser: 3, Queue: -1, QueuePerUser: 2, Instance: "gw-1", CleanupInterval: 30 * time.Second,
 				}
 				got, _ := json.Marshal(c)
 				exp, _ := json.Marshal(want)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -652,4 +653,59 @@ func tarball(t *testing.T, files map[string]string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestQueueFairShare: one user sending 18 runs beyond their running ones
+// fills no more than their own share of the queue (the rest get 429), and
+// another user's run still queues and finishes.
+func TestQueueFairShare(t *testing.T) {
+	t.Parallel()
+	w := start(t, "concurrency 2", "per_user 2", "queue 16")
+	alice, bob := w.session(w.alice), w.session(w.bob)
+	const flood = 2 + 18
+	replies := make([]reply, flood)
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	for i := range flood {
+		wg.Go(func() {
+			replies[i], _ = w.exec(w.alice, alice, "bash", "sleep 2; echo done")
+			answered.Add(1)
+		})
+	}
+	// Every one of alice's runs has been answered, or runs, or waits.
+	var load struct{ Running, Queued int }
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		r := w.do("GET", "/api/executor", w.alice, nil)
+		json.Unmarshal(r.body, &load)
+		if load.Running+load.Queued+int(answered.Load()) >= flood {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's runs never all arrived: %+v, %d answered", load, answered.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("alice: %d running, %d queued, %d answered", load.Running, load.Queued, answered.Load())
+	r, res := w.exec(w.bob, bob, "bash", "echo bob")
+	if r.status != http.StatusOK || res.Stdout != "bob\n" {
+		t.Errorf("bob's run while alice floods the queue: %d %s", r.status, r.body)
+	}
+	wg.Wait()
+	ok, busy := 0, 0
+	for _, r := range replies {
+		switch {
+		case r.status == 200:
+			ok++
+		case r.status == 429 && r.code() == "executor_busy":
+			busy++
+			if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 {
+				t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+			}
+		default:
+			t.Errorf("unexpected %d %s", r.status, r.body)
+		}
+	}
+	if want := 2 + executor.DefaultQueuePerUser; ok != want || busy != flood-want {
+		t.Errorf("alice: %d ran, %d got 429; want %d and %d", ok, busy, want, flood-want)
+	}
 }
