@@ -153,9 +153,12 @@ func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, writt
 	}
 	limit, overErr := cfg.MaxFileSize, ErrFileTooLarge
 	if cfg.Quota > 0 {
-		used, err := f.Usage()
+		used, err := f.s.Usage(f.id)
 		if err != nil {
 			return false, 0, err
+		}
+		if used-old > cfg.Quota {
+			return false, 0, fmt.Errorf("%w: the session holds %d bytes of %d", ErrQuotaExceeded, used, cfg.Quota)
 		}
 		if room := cfg.Quota - (used - old); room < limit {
 			limit, overErr = max(room, 0), ErrQuotaExceeded
@@ -201,6 +204,7 @@ func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, writt
 		f.root.Remove(tmp)
 		return false, 0, classify(err)
 	}
+	f.s.adjustUsage(f.id, written-old)
 	if err := syncDir(f.root, dir); err != nil {
 		return false, 0, fmt.Errorf("sessions: writing %s: %w", rel, err)
 	}
@@ -224,32 +228,24 @@ func (f *Files) Delete(rel string, dir bool) error {
 		return ErrIsDirectory
 	}
 	if dir {
+		defer f.s.forgetUsage(f.id)
 		return classify(f.root.RemoveAll(rel))
 	}
-	return classify(f.root.Remove(rel))
+	if err := f.root.Remove(rel); err != nil {
+		return classify(err)
+	}
+	if info.Mode().IsRegular() {
+		f.s.adjustUsage(f.id, -info.Size())
+	}
+	return nil
 }
 
-// Usage is the total size of the regular files under files/.
+// Usage is the total size of the regular files under files/, measured now.
 func (f *Files) Usage() (int64, error) {
-	var total int64
-	err := fs.WalkDir(f.root.FS(), ".", func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				total += info.Size()
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("sessions: measuring the files of %s: %w", f.id, err)
-	}
-	return total, nil
+	c := f.s.counter(f.id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return f.s.measure(f.id, c)
 }
 
 // journalUpload records an upload's temporary file before it exists, so the

@@ -131,6 +131,9 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 				return rep, fmt.Errorf("sessions: repair %s: %w", id, err)
 			}
 			s.touched.Delete(id)
+			s.usage.Delete(id)
+			s.usage.Delete(id)
+			s.usage.Delete(id)
 			s.purge(name)
 			rep.UnfinishedDeletes++
 		case strings.HasPrefix(name, creatingPrefix):
@@ -178,6 +181,9 @@ func (s *Store) Repair(ctx context.Context, grace time.Duration) (RepairReport, 
 		if k, _ := res.RowsAffected(); k > 0 {
 			rep.RowsWithoutWorkspace++
 			s.touched.Delete(id)
+			s.usage.Delete(id)
+			s.usage.Delete(id)
+			s.usage.Delete(id)
 			s.logger.Warn("removed a session whose workspace was missing", zap.String("session", id))
 		}
 	}

@@ -40,6 +40,9 @@ var (
 	ErrFileTooLarge = errors.New("file too large")
 	// ErrQuotaExceeded means an upload would take the session over its quota.
 	ErrQuotaExceeded = errors.New("session quota exceeded")
+	// ErrHistoryTooLarge means a history append would take the history
+	// over max_history_size.
+	ErrHistoryTooLarge = errors.New("history too large")
 	// ErrIsDirectory means a file operation named a directory.
 	ErrIsDirectory = errors.New("is a directory")
 	// ErrNotDirectory means a directory operation named something else.

@@ -18,9 +18,17 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultTimeout       = time.Hour
-	DefaultMaxSessions   = 100
-	DefaultMaxFileSize   = 10 << 20
+	DefaultTimeout     = time.Hour
+	DefaultMaxSessions = 100
+	// DefaultMaxSessionsPerUser is the per-user cap when none is set: one
+	// user cannot take every session of a gateway.
+	DefaultMaxSessionsPerUser = 10
+	DefaultMaxFileSize        = 10 << 20
+	// DefaultMaxHistorySize bounds a session's history file.
+	DefaultMaxHistorySize = 32 << 20
+	// DefaultUsageRefresh is how long a session's measured usage is
+	// trusted before it is measured again.
+	DefaultUsageRefresh  = time.Minute
 	DefaultTouchInterval = 5 * time.Second
 	DefaultRepairGrace   = time.Minute
 )
@@ -31,13 +39,20 @@ type Config struct {
 	Timeout time.Duration
 	// MaxSessions caps the sessions of all users together.
 	MaxSessions int
-	// MaxSessionsPerUser caps the sessions of one user; 0 means only
-	// MaxSessions applies.
+	// MaxSessionsPerUser caps the sessions of one user; 0 means
+	// DefaultMaxSessionsPerUser (at most MaxSessions).
 	MaxSessionsPerUser int
 	// MaxFileSize bounds one uploaded file, in bytes.
 	MaxFileSize int64
-	// Quota bounds the bytes under a session's files/; 0 means no quota.
+	// MaxHistorySize bounds a session's .claude/history.json, in bytes.
+	MaxHistorySize int64
+	// Quota bounds the bytes of a session: everything under its files/
+	// and its history together; 0 means no quota.
 	Quota int64
+	// UsageRefresh is how long the usage counter of a session is trusted
+	// before the next use measures its files/ again (to see what runs,
+	// other replicas or the IDE wrote meanwhile).
+	UsageRefresh time.Duration
 	// TouchInterval is the least time between two writes of last_active_at
 	// for one session.
 	TouchInterval time.Duration
@@ -54,8 +69,17 @@ func (c Config) withDefaults() Config {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = DefaultMaxSessions
 	}
+	if c.MaxSessionsPerUser <= 0 {
+		c.MaxSessionsPerUser = min(DefaultMaxSessionsPerUser, c.MaxSessions)
+	}
 	if c.MaxFileSize <= 0 {
 		c.MaxFileSize = DefaultMaxFileSize
+	}
+	if c.MaxHistorySize <= 0 {
+		c.MaxHistorySize = DefaultMaxHistorySize
+	}
+	if c.UsageRefresh <= 0 {
+		c.UsageRefresh = DefaultUsageRefresh
 	}
 	if c.TouchInterval <= 0 {
 		c.TouchInterval = DefaultTouchInterval
@@ -88,6 +112,7 @@ type Store struct {
 	hooksMu     sync.Mutex
 	removeHooks map[*RemoveHook]struct{}
 	locks       keyedMutex
+	usage       sync.Map // id → *usageCounter
 
 	reaperMu     sync.Mutex
 	reapInterval time.Duration
@@ -200,7 +225,7 @@ func (s *Store) reserve(ctx context.Context, cfg Config, id, userID string, now 
 	if total >= cfg.MaxSessions {
 		return fmt.Errorf("%w: %d of %d sessions in use", ErrLimitReached, total, cfg.MaxSessions)
 	}
-	if cfg.MaxSessionsPerUser > 0 && mine >= cfg.MaxSessionsPerUser {
+	if mine >= cfg.MaxSessionsPerUser {
 		return fmt.Errorf("%w: the user has %d of %d sessions", ErrLimitReached, mine, cfg.MaxSessionsPerUser)
 	}
 	if _, err := tx.ExecContext(ctx,
@@ -330,6 +355,7 @@ func (s *Store) remove(ctx context.Context, id, query string, args ...any) (bool
 		return false, nil
 	}
 	s.touched.Delete(id)
+	s.usage.Delete(id)
 	s.purge(trash)
 	return true, nil
 }
@@ -352,6 +378,8 @@ func (s *Store) Touch(ctx context.Context, id string) error {
 		now, id, now)
 	if err != nil {
 		s.touched.Delete(id)
+		s.usage.Delete(id)
+		s.usage.Delete(id)
 		return fmt.Errorf("sessions: touch %s: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {

@@ -430,3 +430,27 @@ func TestRemoveHooks(t *testing.T) {
 		}
 	})
 }
+
+// TestDefaultPerUserCap: with no per-user cap set, one user gets
+// DefaultMaxSessionsPerUser sessions, far below max_sessions, and another
+// user still gets theirs.
+func TestDefaultPerUserCap(t *testing.T) {
+	forEachDB(t, func(t *testing.T, setting string) {
+		ctx := context.Background()
+		st, _, _ := newStore(t, setting, sessions.Config{MaxSessions: 100})
+		for i := 0; i < sessions.DefaultMaxSessionsPerUser; i++ {
+			if _, err := st.Create(ctx, "greedy"); err != nil {
+				t.Fatalf("session %d: %v", i+1, err)
+			}
+		}
+		if _, err := st.Create(ctx, "greedy"); !errors.Is(err, sessions.ErrLimitReached) {
+			t.Fatalf("session %d of one user: %v, want ErrLimitReached", sessions.DefaultMaxSessionsPerUser+1, err)
+		}
+		if _, err := st.Create(ctx, "other"); err != nil {
+			t.Fatalf("another user's session: %v", err)
+		}
+		if got := st.Config().MaxSessionsPerUser; got != sessions.DefaultMaxSessionsPerUser {
+			t.Errorf("MaxSessionsPerUser = %d, want %d", got, sessions.DefaultMaxSessionsPerUser)
+		}
+	})
+}

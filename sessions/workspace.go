@@ -17,16 +17,19 @@ import (
 // Names inside a session's directory, and the prefixes of the transient
 // directories beside the sessions.
 const (
-	filesDir       = "files"
-	claudeDir      = ".claude"
-	historyFile    = ".claude/history.json"
-	historyLock    = ".claude/history.lock"
-	metadataFile   = "metadata.json"
-	uploadsDir     = ".uploads" // journal of uploads in flight, one marker each
-	creatingPrefix = ".creating-"
-	deletingPrefix = ".deleting-"
-	tempPrefix     = ".claude-tmp-"
-	orphanedDir    = ".orphaned" // workspaces found without a row, kept for an operator
+	filesDir    = "files"
+	claudeDir   = ".claude"
+	historyFile = ".claude/history.json"
+	historyLock = ".claude/history.lock"
+	// historyStateFile records the committed length and entry count of
+	// history.json (see history.go).
+	historyStateFile = ".claude/history.state"
+	metadataFile     = "metadata.json"
+	uploadsDir       = ".uploads" // journal of uploads in flight, one marker each
+	creatingPrefix   = ".creating-"
+	deletingPrefix   = ".deleting-"
+	tempPrefix       = ".claude-tmp-"
+	orphanedDir      = ".orphaned" // workspaces found without a row, kept for an operator
 )
 
 // buildWorkspace builds the session's directory under a staging name and

@@ -33,6 +33,9 @@ func init() {
 	RegisterOption("max_file_size", func(d *caddyfile.Dispenser, app *App) error {
 		return parseBytes(d, &app.sessionsConfig().MaxFileSize)
 	})
+	RegisterOption("max_history_size", func(d *caddyfile.Dispenser, app *App) error {
+		return parseBytes(d, &app.sessionsConfig().MaxHistorySize)
+	})
 	RegisterOption("session_quota", func(d *caddyfile.Dispenser, app *App) error {
 		return parseBytes(d, &app.sessionsConfig().Quota)
 	})
@@ -61,15 +64,24 @@ type SessionsConfig struct {
 	MaxSessions int `json:"max_sessions,omitempty"`
 
 	// MaxSessionsPerUser caps the sessions of one user
-	// (`max_sessions_per_user`). Default: 0, only MaxSessions applies.
+	// (`max_sessions_per_user`), so one user cannot take every session.
+	// Default: 10 (at most MaxSessions).
 	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
 
 	// MaxFileSize bounds one uploaded file, in bytes (`max_file_size`, bytes
 	// or a size such as 10MiB). Default: 10485760 (10 MiB).
 	MaxFileSize int64 `json:"max_file_size,omitempty"`
 
-	// Quota bounds the total bytes under one session's files/
-	// (`session_quota`). Default: 0, no quota.
+	// MaxHistorySize bounds one session's history
+	// (.claude/history.json) in bytes (`max_history_size`); an append past
+	// it is refused with 413. Default: 33554432 (32 MiB).
+	MaxHistorySize int64 `json:"max_history_size,omitempty"`
+
+	// Quota bounds the bytes of one session, its files/ and its history
+	// together (`session_quota`): uploads and history appends past it get
+	// 507, a run that writes past it is killed, and the session then gets
+	// 507 for uploads and runs until files are removed. Default: 0, no
+	// quota.
 	Quota int64 `json:"quota,omitempty"`
 
 	store *sessions.Store // this config's reference into sessionStores
@@ -98,9 +110,10 @@ func (a *App) provisionSessions(ctx caddy.Context) error {
 		MaxSessions:        conf.MaxSessions,
 		MaxSessionsPerUser: conf.MaxSessionsPerUser,
 		MaxFileSize:        conf.MaxFileSize,
+		MaxHistorySize:     conf.MaxHistorySize,
 		Quota:              conf.Quota,
 	}
-	if cfg.MaxSessions < 0 || cfg.MaxSessionsPerUser < 0 || cfg.MaxFileSize < 0 || cfg.Quota < 0 || conf.Timeout < 0 {
+	if cfg.MaxSessions < 0 || cfg.MaxSessionsPerUser < 0 || cfg.MaxFileSize < 0 || cfg.MaxHistorySize < 0 || cfg.Quota < 0 || conf.Timeout < 0 {
 		return fmt.Errorf("claude: session limits must not be negative")
 	}
 	interval := time.Duration(conf.ReapInterval)

@@ -17,8 +17,8 @@ func TestSessionOptions(t *testing.T) {
 	}{
 		{name: "seconds as the environment gives them", block: "session_timeout 3600\nmax_sessions 100\nmax_file_size 10485760",
 			want: SessionsConfig{Timeout: sec(3600), MaxSessions: 100, MaxFileSize: 10485760}},
-		{name: "durations and sizes", block: "session_timeout 90m\nsession_reap_interval 30s\nmax_file_size 10MiB\nsession_quota 1GB\nmax_sessions_per_user 3",
-			want: SessionsConfig{Timeout: sec(5400), ReapInterval: sec(30), MaxFileSize: 10 << 20, Quota: 1e9, MaxSessionsPerUser: 3}},
+		{name: "durations and sizes", block: "session_timeout 90m\nsession_reap_interval 30s\nmax_file_size 10MiB\nsession_quota 1GB\nmax_sessions_per_user 3\nmax_history_size 4MiB",
+			want: SessionsConfig{Timeout: sec(5400), ReapInterval: sec(30), MaxFileSize: 10 << 20, Quota: 1e9, MaxSessionsPerUser: 3, MaxHistorySize: 4 << 20}},
 		{name: "zero keeps the default", block: "session_quota 0\nmax_sessions_per_user 0", want: SessionsConfig{}},
 		{name: "negative count", block: "max_sessions -1", err: "not a non-negative integer"},
 		{name: "negative seconds", block: "session_timeout -5", err: "must not be negative"},

@@ -1,7 +1,6 @@
 package claudesessions
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -85,12 +84,29 @@ func (a *api) history(id string) {
 	}
 	switch a.r.Method {
 	case http.MethodGet, http.MethodHead:
-		raw, err := a.h.store.ReadHistory(id)
+		// Streamed from the file: the answer costs no memory however
+		// long the history is.
+		body, n, err := a.h.store.OpenHistory(id)
 		if err != nil {
 			a.fail(err)
 			return
 		}
-		apierror.WriteJSON(a.w, http.StatusOK, map[string]json.RawMessage{"entries": raw})
+		defer body.Close()
+		const open, end = `{"entries":`, "}\n"
+		h := a.w.Header()
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Length", strconv.FormatInt(int64(len(open))+n+int64(len(end)), 10))
+		a.w.WriteHeader(http.StatusOK)
+		if a.r.Method == http.MethodHead {
+			return
+		}
+		io.WriteString(a.w, open)
+		if _, err := io.Copy(a.w, body); err != nil {
+			a.h.logger.Info("sending a history", zap.String("session", id), zap.Error(err))
+			return
+		}
+		io.WriteString(a.w, end)
 	case http.MethodPost:
 		limit := a.h.store.Config().MaxFileSize
 		if a.r.ContentLength > limit {
@@ -159,7 +175,9 @@ func (a *api) toAPIError(err error) *apierror.Error {
 	case errors.Is(err, sessions.ErrFileTooLarge):
 		return apierror.Wrap(err, http.StatusRequestEntityTooLarge, "file_too_large", "The body is larger than the limit of "+strconv.FormatInt(cfg.MaxFileSize, 10)+" bytes.")
 	case errors.Is(err, sessions.ErrQuotaExceeded):
-		return apierror.Wrap(err, http.StatusInsufficientStorage, "quota_exceeded", "The session's storage quota of "+strconv.FormatInt(cfg.Quota, 10)+" bytes would be exceeded.")
+		return apierror.Wrap(err, http.StatusInsufficientStorage, "quota_exceeded", "The session's storage quota of "+strconv.FormatInt(cfg.Quota, 10)+" bytes (files and history) would be exceeded, or is: remove files first.")
+	case errors.Is(err, sessions.ErrHistoryTooLarge):
+		return apierror.Wrap(err, http.StatusRequestEntityTooLarge, "history_too_large", "The session's history would exceed its limit of "+strconv.FormatInt(cfg.MaxHistorySize, 10)+" bytes.")
 	case errors.Is(err, sessions.ErrInvalidHistory):
 		return apierror.Wrap(err, http.StatusBadRequest, "invalid_history_entry", "A history entry must be one JSON value.")
 	}

@@ -18,7 +18,7 @@ func init() {
 //
 // The limits are options of the global `claude` block: session_timeout,
 // session_reap_interval, max_sessions, max_sessions_per_user, max_file_size,
-// session_quota.
+// max_history_size, session_quota.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var hh Handler
 	err := hh.UnmarshalCaddyfile(h.Dispenser)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -492,5 +493,47 @@ func TestReloadKeepsStoreAndReaper(t *testing.T) {
 				t.Log(l)
 			}
 		}
+	}
+}
+
+// TestHistoryBounds: the history has its own size limit (413
+// history_too_large) and counts in the session quota (507 quota_exceeded);
+// a refused append writes nothing, and GET streams the array with its length.
+func TestHistoryBounds(t *testing.T) {
+	w := startGateway(t, testenv.SQLiteDatabase(t), map[string]string{
+		"MAX_FILE_SIZE": "1048576", "MAX_HISTORY_SIZE": "2621440", "SESSION_QUOTA": "5242880",
+	})
+	s := w.create(w.alice)
+	hist := "/api/sessions/" + s.ID + "/history"
+	file := filepath.Join(w.sessionsDir(), s.ID, ".claude", "history.json")
+	entry := func(n int) io.Reader { return strings.NewReader(`"` + strings.Repeat("h", n) + `"`) }
+
+	expect(t, "append 1", w.do("POST", hist, w.alice, entry(1000000)), 201, "")
+	expect(t, "append 2", w.do("POST", hist, w.alice, entry(1000000)), 201, "")
+	before, _ := os.ReadFile(file)
+	expect(t, "past max_history_size", w.do("POST", hist, w.alice, entry(1000000)), 413, "history_too_large")
+	if after, _ := os.ReadFile(file); !bytes.Equal(before, after) {
+		t.Errorf("a refused append changed history.json (%d → %d bytes)", len(before), len(after))
+	}
+
+	for _, name := range []string{"a", "b", "c"} {
+		expect(t, "upload "+name, w.do("PUT", "/api/sessions/"+s.ID+"/files/"+name, w.alice, bytes.NewReader(make([]byte, 1<<20))), 201, "")
+	}
+	// 3 MiB of files and 2,000,005 bytes of history entries: 97,147 bytes left.
+	expect(t, "past the quota", w.do("POST", hist, w.alice, entry(100000)), 507, "quota_exceeded")
+	if after, _ := os.ReadFile(file); !bytes.Equal(before, after) {
+		t.Errorf("an append refused by the quota changed history.json")
+	}
+	expect(t, "an upload into the history's room", w.do("PUT", "/api/sessions/"+s.ID+"/files/d", w.alice, bytes.NewReader(make([]byte, 100000))), 507, "quota_exceeded")
+	expect(t, "within the quota", w.do("POST", hist, w.alice, entry(90000)), 201, "")
+
+	r := w.do("GET", hist, w.alice, nil)
+	var got struct{ Entries []string }
+	r.json(t, &got)
+	if r.status != 200 || len(got.Entries) != 3 || len(got.Entries[2]) != 90000 {
+		t.Errorf("GET history: %d, %d entries", r.status, len(got.Entries))
+	}
+	if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len(r.body)) {
+		t.Errorf("Content-Length %q for %d bytes", cl, len(r.body))
 	}
 }
