@@ -1,6 +1,7 @@
 package claudeauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -46,10 +47,12 @@ const (
 // except the public paths. On success the user goes into the request context
 // (identity.NewContext), the placeholders {http.auth.user.id},
 // {http.auth.user.username}, {http.auth.user.role} and {http.auth.method},
-// and the X-Auth-User-Id/-Name/-Role headers sent upstream. Client-sent
-// identity headers, and the refresh cookie (sent with every request, read
-// only by claude_auth_api, which runs before), are removed on every request,
-// public or not.
+// and the X-Auth-User-Id/-Name/-Role headers sent upstream. On every
+// request, public or not, it removes what an upstream must not get or
+// trust: client-sent identity headers, the gateway's cookies and a Bearer
+// Authorization header (unless ForwardToken), Connection options naming
+// those headers (a proxy would drop them), a client's X-Real-IP (replaced by
+// the client IP) and, from an untrusted client, Forwarded.
 //
 // Without a valid token, a browser navigation (GET or HEAD accepting
 // text/html, outside /api/) is redirected to the login page with
@@ -63,6 +66,12 @@ type Handler struct {
 	// token on a public path still sets the identity; an invalid one is
 	// ignored there.
 	Public []string `json:"public,omitempty"`
+
+	// ForwardToken passes the verified access token upstream as
+	// `Authorization: Bearer <token>`, for backends that verify it
+	// themselves. Off by default: upstreams get the identity headers, and
+	// neither the gateway's cookies nor a client's Bearer header.
+	ForwardToken bool `json:"forward_token,omitempty"`
 
 	// LoginURL is where browser navigations without a valid token are sent,
 	// with `next` set to the requested path and query. Placeholders are
@@ -143,10 +152,6 @@ func (b *trailerStripper) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// refreshCookieOnly is what claude_auth strips from the Cookie header: the
-// access cookie still passes, as upstreams may rely on it.
-var refreshCookieOnly = []string{RefreshCookie}
-
 // identityPrefix starts every identity header name, in lower case.
 const identityPrefix = "x-auth-user-"
 
@@ -172,10 +177,13 @@ func isIdentityHeader(name string) bool {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	tok, method, r := presentedToken(r)
 	StripIdentityHeaders(r)
-	StripCookies(r, refreshCookieOnly)
+	StripCredentials(r)
+	GuardConnectionHeader(r)
+	SetClientAddress(r)
 	public := h.public.Match(r.URL.Path)
-	claims, method, err := h.auth.UserFromRequest(r)
+	claims, err := h.authenticate(tok)
 	if err != nil {
 		if public {
 			return next.ServeHTTP(w, r)
@@ -187,7 +195,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	r = SetIdentity(r, claims, method)
+	if h.ForwardToken {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// authenticate verifies tok; no token at all is ErrNoToken.
+func (h *Handler) authenticate(tok string) (*auth.Claims, error) {
+	if tok == "" {
+		return nil, ErrNoToken
+	}
+	return h.auth.Authenticate(tok)
+}
+
+// presentedKey is the context key of the token a request presented.
+type presentedKey struct{}
+
+// presented is the token a request presented and how.
+type presented struct{ token, method string }
+
+// presentedToken returns the token r presents (see TokenFromRequest) and
+// how. The first claude_auth of a route keeps it in the request's context
+// before it strips the credentials, so that a later claude_auth on the same
+// route (a route may identify the caller first, count the request, then
+// decide) verifies the same token.
+func presentedToken(r *http.Request) (string, string, *http.Request) {
+	if p, ok := r.Context().Value(presentedKey{}).(presented); ok {
+		return p.token, p.method, r
+	}
+	tok, method := TokenFromRequest(r)
+	r = r.WithContext(context.WithValue(r.Context(), presentedKey{}, presented{tok, method}))
+	return tok, method, r
 }
 
 // SetIdentity puts the verified user of claims into the context, the
@@ -266,6 +305,7 @@ func SafeNext(p string) string {
 //	claude_auth [<matcher>] {
 //	    public    <path...>
 //	    login_url <url>
+//	    forward_token
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -280,6 +320,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Public = append(h.Public, args...)
+		case "forward_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ForwardToken = true
 		case "login_url":
 			if !d.NextArg() {
 				return d.ArgErr()

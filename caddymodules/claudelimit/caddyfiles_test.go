@@ -146,11 +146,13 @@ func TestProductionCaddyfile(t *testing.T) {
 		name, _ := h.(map[string]any)["handler"].(string)
 		pos[name] = append(pos[name], i)
 	}
-	if len(pos["claude_rate_limit"]) != 2 || len(pos["claude_auth"]) != 1 || len(pos["claude_auth_api"]) != 1 {
+	if len(pos["claude_rate_limit"]) != 2 || len(pos["claude_auth"]) != 2 || len(pos["claude_auth_api"]) != 1 {
 		t.Fatalf("app route handlers: %v", pos)
 	}
-	if lim, api, auth := pos["claude_rate_limit"], pos["claude_auth_api"][0], pos["claude_auth"][0]; !(lim[0] < api && api < auth && auth < lim[1]) {
-		t.Errorf("order: per-IP limits %d, claude_auth_api %d, claude_auth %d, per-user limits %d", lim[0], api, auth, lim[1])
+	// The API zone counts between the claude_auth that identifies the
+	// caller and the one that refuses.
+	if lim, api, auth := pos["claude_rate_limit"], pos["claude_auth_api"][0], pos["claude_auth"]; !(lim[0] < api && api < auth[0] && auth[0] < lim[1] && lim[1] < auth[1]) {
+		t.Errorf("order: per-IP limits %d, claude_auth_api %d, claude_auth %d, API limit %d, claude_auth %d", lim[0], api, auth[0], lim[1], auth[1])
 	}
 	for name, want := range map[string]string{
 		"login":    `{"key":["{http.vars.client_ip}"],"match":[{"path":["/api/auth/login"]},{"method":["POST"],"path":["/auth/login"]}],"name":"login","on_failure":"fail_closed","rate":"5/min","store":"sql"}`,
