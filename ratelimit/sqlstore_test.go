@@ -14,12 +14,14 @@ import (
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 )
 
-// stores returns a fresh SQL store per dialect and ulule's memory store, for
-// tests that every store must pass.
+// stores returns a fresh SQL store per dialect, a synced store on each (never
+// synced, so deciding alone) and ulule's memory store, for tests that every
+// store must pass.
 func stores(t *testing.T) map[string]limiter.Store {
 	out := map[string]limiter.Store{"memory": memory.NewStore()}
 	for name, setting := range testenv.Databases(t) {
 		out[name] = NewSQLStore(testenv.OpenDB(t, setting))
+		out["synced_"+name] = NewSyncedStore(NewSQLStore(testenv.OpenDB(t, setting)), time.Hour, 10*time.Second)
 	}
 	return out
 }
