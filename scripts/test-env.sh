@@ -3,6 +3,7 @@
 # the tests read, as `export` lines for the Makefile to eval:
 #   - MariaDB from Debian's packages, started on 127.0.0.1:${CLAUDE_TEST_MYSQL_PORT:-3306}
 #     with a test user that may create the per-test databases;
+#   - Redis from Debian's packages, started on 127.0.0.1:${CLAUDE_TEST_REDIS_PORT:-6379};
 #   - Chromium, wrk, docker-compose and openssl from Debian's packages;
 #   - the sandbox image claude-sandbox:local for the Docker engine (scripts/sandbox-image.sh)
 #     and the workspace image claude-workspace:local built on it (scripts/workspace-image.sh).
@@ -10,6 +11,7 @@
 set -euo pipefail
 
 port=${CLAUDE_TEST_MYSQL_PORT:-3306}
+redis_port=${CLAUDE_TEST_REDIS_PORT:-6379}
 state=${CLAUDE_TEST_STATE:-/tmp/claude-gateway-test}
 user=claude_test
 pass=claude_test
@@ -18,6 +20,7 @@ log() { printf 'test-env: %s\n' "$*" >&2; }
 
 need_pkgs=()
 command -v mariadbd >/dev/null 2>&1 || need_pkgs+=(mariadb-server mariadb-client)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
@@ -62,10 +65,24 @@ SQL
 	mysql_ok || { log "MariaDB did not come up; see $state/mariadb.log"; tail -20 "$state/mariadb.log" >&2; exit 1; }
 fi
 
+redis_ok() { [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null)" = PONG ]; }
+if ! redis_ok; then
+	log "starting Redis on 127.0.0.1:$redis_port"
+	mkdir -p "$state/redis"
+	redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$state/redis" \
+		--daemonize yes --logfile "$state/redis.log" --pidfile "$state/redis.pid" >&2
+	for _ in $(seq 1 50); do
+		redis_ok && break
+		sleep 0.1
+	done
+	redis_ok || { log "Redis did not come up; see $state/redis.log"; tail -20 "$state/redis.log" >&2; exit 1; }
+fi
+
 if [ -x "$(dirname "$0")/sandbox-image.sh" ] && command -v docker >/dev/null 2>&1; then
 	"$(dirname "$0")/sandbox-image.sh" >&2
 	"$(dirname "$0")/workspace-image.sh" >&2
 fi
 
 echo "export CLAUDE_TEST_MYSQL='mysql://$user:$pass@tcp(127.0.0.1:$port)/'"
+echo "export CLAUDE_TEST_REDIS='redis://127.0.0.1:$redis_port/0'"
 echo "export CLAUDE_TEST_CHROMIUM='$(command -v chromium)'"

@@ -20,13 +20,15 @@ func init() {
 //	    zone <name> {
 //	        rate       <limit>/<period>          # 30/min, 5/min, 1000/h, 10/2s
 //	        key        <placeholder> [<fallback>...]  # default {client_ip}
-//	        store      memory|sql                # default memory
+//	        store      memory|sql|redis          # default memory
+//	        sync_interval <duration>             # sql: default 250ms; 0 = every hit in the database
 //	        on_failure fail_open|fail_closed     # default fail_open
 //	        match      { <matchers> }            # the zone counts only these requests
 //	        exempt     { <matchers> }            # the zone skips these requests
 //	    }
 //	    store_timeout <duration>
 //	    api_prefix    <prefix>
+//	    redis_url     <url>                      # for store redis: redis://host:port/db
 //	}
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var hh Handler
@@ -59,6 +61,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.StoreTimeout = caddy.Duration(dur)
 		case "api_prefix":
 			if !d.AllArgs(&h.APIPrefix) {
+				return d.ArgErr()
+			}
+		case "redis_url":
+			if !d.AllArgs(&h.RedisURL) {
 				return d.ArgErr()
 			}
 		default:
@@ -95,9 +101,22 @@ func unmarshalZone(d *caddyfile.Dispenser) (*Zone, error) {
 			if !d.AllArgs(&z.Store) {
 				return nil, d.ArgErr()
 			}
-			if z.Store != storeMemory && z.Store != storeSQL {
-				return nil, d.Errf("zone %s: store %q: want memory or sql", z.Name, z.Store)
+			if z.Store != storeMemory && z.Store != storeSQL && z.Store != storeRedis {
+				return nil, d.Errf("zone %s: store %q: want memory, sql or redis", z.Name, z.Store)
 			}
+		case "sync_interval":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur < 0 {
+				return nil, d.Errf("zone %s: sync_interval %q: want a duration such as 250ms, or 0", z.Name, d.Val())
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			cd := caddy.Duration(dur)
+			z.SyncInterval = &cd
 		case "on_failure":
 			if !d.AllArgs(&z.OnFailure) {
 				return nil, d.ArgErr()

@@ -50,7 +50,23 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		},
 		{name: "bad rate", input: "claude_rate_limit {\nzone a {\nrate 30/fortnight\n}\n}", err: "unknown period"},
 		{name: "missing rate", input: "claude_rate_limit {\nzone a {\nstore memory\n}\n}", err: "rate is required"},
-		{name: "bad store", input: "claude_rate_limit {\nzone a {\nrate 1/s\nstore redis\n}\n}", err: "want memory or sql"},
+		{name: "bad store", input: "claude_rate_limit {\nzone a {\nrate 1/s\nstore etcd\n}\n}", err: "want memory, sql or redis"},
+		{name: "bad sync_interval", input: "claude_rate_limit {\nzone a {\nrate 1/s\nstore sql\nsync_interval -1s\n}\n}", err: "sync_interval"},
+		{
+			name:  "sync_interval and redis",
+			input: "claude_rate_limit {\nredis_url redis://127.0.0.1:6379/2\nzone a {\nrate 1/s\nstore sql\nsync_interval 0\n}\nzone b {\nrate 1/s\nstore sql\nsync_interval 100ms\n}\nzone c {\nrate 1/s\nstore redis\n}\n}",
+			check: func(t *testing.T, h *Handler) {
+				if h.RedisURL != "redis://127.0.0.1:6379/2" || h.Zones[2].Store != "redis" {
+					t.Fatalf("redis: %q %q", h.RedisURL, h.Zones[2].Store)
+				}
+				if a, b := h.Zones[0].SyncInterval, h.Zones[1].SyncInterval; a == nil || *a != 0 || b == nil || time.Duration(*b) != 100*time.Millisecond {
+					t.Fatalf("sync_interval: %v %v", a, b)
+				}
+				if h.Zones[2].SyncInterval != nil {
+					t.Fatal("a zone without sync_interval got one")
+				}
+			},
+		},
 		{name: "bad policy", input: "claude_rate_limit {\nzone a {\nrate 1/s\non_failure maybe\n}\n}", err: "fail_open or fail_closed"},
 		{name: "unknown zone option", input: "claude_rate_limit {\nzone a {\nrate 1/s\nburst 3\n}\n}", err: `unknown option "burst"`},
 		{name: "unknown option", input: "claude_rate_limit {\nlimit 3\n}", err: `unknown claude_rate_limit option "limit"`},

@@ -65,9 +65,11 @@ func limiter(zones ...string) string {
 	return limiterWithTimeout("10s", zones...)
 }
 
-// limiterWithTimeout is limiter with the given store_timeout.
+// limiterWithTimeout is limiter with the given store_timeout. Its Redis
+// zones use the server of REDIS_URL.
 func limiterWithTimeout(timeout string, zones ...string) string {
-	return "\t\tclaude_rate_limit {\n\t\t\tstore_timeout " + timeout + "\n" + strings.Join(zones, "") + "\t\t}"
+	return "\t\tclaude_rate_limit {\n\t\t\tstore_timeout " + timeout + "\n\t\t\tredis_url {$REDIS_URL:redis://127.0.0.1:1/0}\n" +
+		strings.Join(zones, "") + "\t\t}"
 }
 
 // start runs a gateway on cfg with database, proxying to a fresh upstream.

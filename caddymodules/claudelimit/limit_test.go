@@ -11,12 +11,21 @@ import (
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 )
 
+// backend is a store a behaviour test runs on, with the gateway's database
+// and environment.
+type backend struct {
+	name, store, database string
+	env                   map[string]string
+}
+
 // backends are the stores every behaviour test runs on: the memory store,
-// and the SQL store on a fresh MariaDB database.
-func backends(t *testing.T) []struct{ name, store, database string } {
-	return []struct{ name, store, database string }{
-		{"memory", "memory", testenv.SQLiteDatabase(t)},
-		{"mariadb", "sql", testenv.MySQLDatabase(t)},
+// the SQL store on a fresh MariaDB database (synced, the default), and the
+// Redis store on a private Redis server.
+func backends(t *testing.T) []backend {
+	return []backend{
+		{"memory", "memory", testenv.SQLiteDatabase(t), nil},
+		{"mariadb", "sql", testenv.MySQLDatabase(t), nil},
+		{"redis", "redis", testenv.SQLiteDatabase(t), map[string]string{"REDIS_URL": testenv.StartRedis(t).URL}},
 	}
 }
 
@@ -24,7 +33,7 @@ func TestBudgetIsExactAndRefusalsAreNotProxied(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := caddyfile(limiter(zone("api", "5/min", b.store, "")), "", "")
-			g, up := start(t, cfg, b.database, nil)
+			g, up := start(t, cfg, b.database, b.env)
 			for i := int64(1); i <= 5; i++ {
 				checkAllowed(t, get(t, g, "/api/items", nil), 5, 5-i)
 			}
@@ -96,7 +105,7 @@ func TestConcurrentRequestsGetExactlyTheLimit(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := caddyfile(limiter(zone("burst", "10/min", b.store, "")), "", "")
-			g, up := start(t, cfg, b.database, nil)
+			g, up := start(t, cfg, b.database, b.env)
 			counts := burst(t, []*http.Client{g.Client()}, []string{g.URL("localhost", "/api/burst")}, 100, nil)
 			if counts[200] != 10 || counts[429] != 90 {
 				t.Fatalf("100 concurrent requests against 10/min: %v, want 10×200 and 90×429", counts)
@@ -108,9 +117,9 @@ func TestConcurrentRequestsGetExactlyTheLimit(t *testing.T) {
 	}
 }
 
-func TestTwoGatewaysShareOneMariaDBCount(t *testing.T) {
+func TestTwoGatewaysShareOneMariaDBCountSynchronously(t *testing.T) {
 	database := testenv.MySQLDatabase(t)
-	cfg := caddyfile(limiter(zone("shared", "10/min", "sql", "")), "", "")
+	cfg := caddyfile(limiter(zone("shared", "10/min", "sql", "				sync_interval 0")), "", "")
 	g1, up1 := start(t, cfg, database, nil)
 	g2, up2 := start(t, cfg, database, nil)
 	// Alternating: the second gateway sees the first one's hits.
@@ -127,6 +136,45 @@ func TestTwoGatewaysShareOneMariaDBCount(t *testing.T) {
 		t.Fatalf("the upstreams saw %d requests together, want 10", n)
 	}
 	checkRefused(t, get(t, g2, "/api/a", nil), 10)
+}
+
+// TestTwoGatewaysShareARefusalWithinOneSyncInterval spends a key's budget on
+// one gateway syncing every 250ms (the default) and asks the other, which
+// has counted that key before, until it refuses too.
+func TestTwoGatewaysShareARefusalWithinOneSyncInterval(t *testing.T) {
+	database := testenv.MySQLDatabase(t)
+	cfg := caddyfile(limiter(zone("shared", "10/min", "sql", "")), "", "")
+	g1, up1 := start(t, cfg, database, nil)
+	g2, up2 := start(t, cfg, database, nil)
+	checkAllowed(t, get(t, g2, "/api/a", nil), 10, 9)
+	time.Sleep(time.Second) // g2's hit is in the database
+	checkAllowed(t, get(t, g1, "/api/a", nil), 10, 9)
+	time.Sleep(time.Second) // g1 read back g2's hit with its own
+	for i := int64(1); i <= 8; i++ {
+		checkAllowed(t, get(t, g1, "/api/a", nil), 10, 8-i)
+	}
+	checkRefused(t, get(t, g1, "/api/a", nil), 10)
+	spent := time.Now()
+	allowedOnG2 := 0
+	for {
+		a := get(t, g2, "/api/a", nil)
+		if a.Status == http.StatusTooManyRequests {
+			break
+		}
+		if a.Status != http.StatusOK {
+			t.Fatalf("g2: %d %s", a.Status, a.Body)
+		}
+		allowedOnG2++
+		if time.Since(spent) > 5*time.Second {
+			t.Fatalf("g2 still allowed the key %s after g1 spent its budget, want a refusal within one sync interval (250ms)", time.Since(spent))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("g2 refused %s after g1 spent the budget; %d requests allowed meanwhile", time.Since(spent).Round(time.Millisecond), allowedOnG2)
+	if n := up1.Hits.Load() + up2.Hits.Load(); n != int64(10+allowedOnG2) {
+		t.Fatalf("the upstreams saw %d requests, want the 10 of the budget and the %d g2 allowed before it synced", n, allowedOnG2)
+	}
+	checkRefused(t, get(t, g1, "/api/a", nil), 10)
 }
 
 func TestMemoryCountsSurviveReload(t *testing.T) {
@@ -158,8 +206,22 @@ func TestMemoryCountsSurviveReload(t *testing.T) {
 }
 
 func TestSQLCountsSurviveRestart(t *testing.T) {
-	cfg := caddyfile(limiter(zone("api", "5/min", "sql", "")), "", "")
-	g, _ := start(t, cfg, testenv.SQLiteDatabase(t), nil)
+	// Synced, with an interval no test reaches: the hits reach the database
+	// when the gateway stops.
+	database := testenv.SQLiteDatabase(t)
+	g, _ := start(t, caddyfile(limiter(zone("api", "5/min", "sql", "				sync_interval 1h")), "", ""), database, nil)
+	for i := int64(1); i <= 3; i++ {
+		checkAllowed(t, get(t, g, "/api/s", nil), 5, 5-i)
+	}
+	g.Stop()
+	var hits int64
+	if err := testenv.OpenDB(t, database).QueryRow("SELECT SUM(hits) FROM rate_limit_counters").Scan(&hits); err != nil || hits != 3 {
+		t.Fatalf("the database holds %d hits after a graceful stop (%v), want the 3 counted", hits, err)
+	}
+
+	// Synchronous: every hit is in the database before it is answered.
+	database = testenv.SQLiteDatabase(t)
+	g, _ = start(t, caddyfile(limiter(zone("api", "5/min", "sql", "				sync_interval 0")), "", ""), database, nil)
 	for i := int64(1); i <= 3; i++ {
 		checkAllowed(t, get(t, g, "/api/s", nil), 5, 5-i)
 	}
@@ -234,9 +296,18 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 }
 
 func TestStoreFailureWithPrivateMariaDB(t *testing.T) {
+	for _, mode := range []struct{ name, syncInterval string }{{"synchronous", "0"}, {"synced", "200ms"}} {
+		t.Run(mode.name, func(t *testing.T) { testStoreFailure(t, mode.syncInterval) })
+	}
+}
+
+// testStoreFailure stops and restarts a private MariaDB under a fail_open
+// and a fail_closed zone. A synced store notices the outage at its next
+// sync, so the requests in between are still decided in memory.
+func testStoreFailure(t *testing.T, syncInterval string) {
 	m := testenv.StartMariaDB(t)
-	open := zone("open", "100/min", "sql", "				on_failure fail_open\n				match {\n					path /api/open/*\n				}")
-	closed := zone("closed", "100/min", "sql", "				on_failure fail_closed\n				match {\n					path /api/closed/*\n				}")
+	open := zone("open", "100/min", "sql", "				sync_interval "+syncInterval+"\n				on_failure fail_open\n				match {\n					path /api/open/*\n				}")
+	closed := zone("closed", "100/min", "sql", "				sync_interval "+syncInterval+"\n				on_failure fail_closed\n				match {\n					path /api/closed/*\n				}")
 	g, up := start(t, caddyfile(limiterWithTimeout("3s", open, closed), "", ""), m.Setting, nil)
 
 	checkAllowed(t, get(t, g, "/api/open/1", nil), 100, 99)
@@ -246,6 +317,20 @@ func TestStoreFailureWithPrivateMariaDB(t *testing.T) {
 	}
 
 	m.Stop()
+	counted := 0 // hits of the open zone decided in memory before the outage was noticed
+	if syncInterval != "0" {
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			a := get(t, g, "/api/open/wait", nil)
+			if a.Header.Get("X-RateLimit-Limit") == "" {
+				break
+			}
+			counted++
+			if time.Now().After(deadline) {
+				t.Fatal("the synced store did not notice the outage in 15s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	hitsBefore := up.Hits.Load()
 	a := get(t, g, "/api/open/2", nil)
 	if a.Status != http.StatusOK || a.Upstream != "backend" || a.Header.Get("X-RateLimit-Limit") != "" {
@@ -283,12 +368,85 @@ func TestStoreFailureWithPrivateMariaDB(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	checkAllowed(t, a, 100, 98)
-	checkAllowed(t, get(t, g, "/api/open/3", nil), 100, 98)
+	// Synced: the hits decided before the outage was noticed reach the
+	// database once it is back.
+	checkAllowed(t, get(t, g, "/api/open/3", nil), 100, int64(98-counted))
 	if a := get(t, g, "/api/health", nil); a.Status != http.StatusOK || !strings.Contains(a.Body, `"status":"healthy"`) ||
 		strings.Contains(a.Body, "unavailable") {
 		t.Fatalf("health after recovery: %d %s", a.Status, a.Body)
 	}
 	if log := g.Log(); !strings.Contains(log, "rate limit store recovered") {
+		t.Fatal("the recovery was not logged")
+	}
+}
+
+func TestTwoGatewaysShareOneRedisCount(t *testing.T) {
+	// The test Redis is shared by every test run: the zone's name is this run's own.
+	name := "shared_" + testenv.RandomHex(6)
+	env := map[string]string{"REDIS_URL": testenv.RedisServer(t)}
+	cfg := caddyfile(limiter(zone(name, "10/min", "redis", "")), "", "")
+	g1, up1 := start(t, cfg, testenv.SQLiteDatabase(t), env)
+	g2, up2 := start(t, cfg, testenv.SQLiteDatabase(t), env)
+	checkAllowed(t, get(t, g1, "/api/a", nil), 10, 9)
+	checkAllowed(t, get(t, g2, "/api/a", nil), 10, 8)
+	counts := burst(t, []*http.Client{g1.Client(), g2.Client()},
+		[]string{g1.URL("localhost", "/api/a"), g2.URL("localhost", "/api/a")}, 40, nil)
+	if counts[200] != 8 || counts[429] != 32 {
+		t.Fatalf("40 concurrent requests over two gateways with 8 left: %v, want 8×200", counts)
+	}
+	if n := up1.Hits.Load() + up2.Hits.Load(); n != 10 {
+		t.Fatalf("the upstreams saw %d requests together, want 10", n)
+	}
+}
+
+func TestRedisStoreFailure(t *testing.T) {
+	r := testenv.StartRedis(t)
+	open := zone("open", "100/min", "redis", "				on_failure fail_open\n				match {\n					path /api/open/*\n				}")
+	closed := zone("closed", "100/min", "redis", "				on_failure fail_closed\n				match {\n					path /api/closed/*\n				}")
+	g, up := start(t, caddyfile(limiterWithTimeout("3s", open, closed), "", ""), testenv.SQLiteDatabase(t),
+		map[string]string{"REDIS_URL": r.URL})
+
+	checkAllowed(t, get(t, g, "/api/open/1", nil), 100, 99)
+	checkAllowed(t, get(t, g, "/api/closed/1", nil), 100, 99)
+	if a := get(t, g, "/api/health", nil); a.Status != http.StatusOK || !strings.Contains(a.Body, `"rate_limit_redis":{"status":"healthy"`) {
+		t.Fatalf("health before the outage: %d %s", a.Status, a.Body)
+	}
+	r.Stop()
+	hitsBefore := up.Hits.Load()
+	if a := get(t, g, "/api/open/2", nil); a.Status != http.StatusOK || a.Header.Get("X-RateLimit-Limit") != "" {
+		t.Fatalf("fail_open zone with Redis down: %d %q, want 200 without limit headers", a.Status, a.Body)
+	}
+	if a := get(t, g, "/api/closed/2", nil); a.Status != http.StatusServiceUnavailable || a.ErrCode != "rate_limit_unavailable" {
+		t.Fatalf("fail_closed zone with Redis down: %d %q", a.Status, a.Body)
+	}
+	if n := up.Hits.Load() - hitsBefore; n != 1 {
+		t.Fatalf("the upstream saw %d requests during the outage, want only the fail_open one", n)
+	}
+	if a := get(t, g, "/api/health", nil); !strings.Contains(a.Body, `"rate_limit_redis":{"status":"unavailable"`) {
+		t.Fatalf("health during the outage: %d %s", a.Status, a.Body)
+	}
+	if !strings.Contains(g.Log(), "rate limit store failing") {
+		t.Fatalf("the outage was not logged:\n%s", g.LogTail(20))
+	}
+
+	// Redis keeps nothing on disk here: it comes back empty, and counts afresh.
+	r.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a := get(t, g, "/api/closed/3", nil)
+		if a.Status == http.StatusOK {
+			checkAllowed(t, a, 100, 99)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fail_closed zone did not recover after Redis came back: %d %s", a.Status, a.Body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if a := get(t, g, "/api/health", nil); a.Status != http.StatusOK || strings.Contains(a.Body, "unavailable") {
+		t.Fatalf("health after recovery: %d %s", a.Status, a.Body)
+	}
+	if !strings.Contains(g.Log(), "rate limit store recovered") {
 		t.Fatal("the recovery was not logged")
 	}
 }

@@ -28,6 +28,7 @@ func init() {
 const (
 	storeMemory = "memory"
 	storeSQL    = "sql"
+	storeRedis  = "redis"
 )
 
 // Handler counts each request in every zone that applies to it and refuses
@@ -48,8 +49,13 @@ type Handler struct {
 	// error envelope; other paths get plain text. Default: "/api/".
 	APIPrefix string `json:"api_prefix,omitempty"`
 
-	logger *zap.Logger
-	sqlRef string
+	// RedisURL is the Redis server of the zones whose store is "redis":
+	// "redis://[:password@]host:port/db", or "rediss://…" for TLS.
+	RedisURL string `json:"redis_url,omitempty"`
+
+	logger   *zap.Logger
+	sqlRef   string
+	redisRef string
 }
 
 // Zone is one named limit. Zones are global by name: handlers that use the
@@ -70,9 +76,21 @@ type Zone struct {
 	Key []string `json:"key,omitempty"`
 
 	// Store is "memory" (the default; counters live in this process and
-	// survive config reloads) or "sql" (counters live in the claude app's
-	// database: shared by replicas on MySQL, kept across restarts on SQLite).
+	// survive config reloads), "sql" (counters live in the claude app's
+	// database: shared by replicas on MySQL, kept across restarts on SQLite;
+	// see SyncInterval) or "redis" (counters live in the Redis server of the
+	// handler's RedisURL, shared by replicas, one round trip per hit).
 	Store string `json:"store,omitempty"`
+
+	// SyncInterval applies to the "sql" store: each replica decides hits in
+	// its own memory and, every interval, adds each active key's hits to the
+	// database in one statement per key and reads back the shared total, so
+	// no request waits for the database. Replicas together may let through
+	// up to about replicas × interval × request rate more than the limit
+	// before they all refuse a spent key, which they do within one interval.
+	// "0" counts every hit in the database before answering (exact across
+	// replicas, one commit per request). Default: 250ms.
+	SyncInterval *caddy.Duration `json:"sync_interval,omitempty"`
 
 	// OnFailure is "fail_open" (the default: requests pass unlimited while
 	// the store fails) or "fail_closed" (requests are refused with 503).
@@ -91,7 +109,11 @@ type Zone struct {
 	zone    *ratelimit.Zone
 	health  *ratelimit.StoreHealth
 	poolKey string
+	synced  string
 }
+
+// defaultSyncInterval is the sync interval of a "sql" zone that sets none.
+const defaultSyncInterval = 250 * time.Millisecond
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -114,12 +136,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	var sqlZones bool
+	var sqlZones, redisZones bool
 	for _, z := range h.Zones {
 		if err := z.provision(ctx); err != nil {
 			return fmt.Errorf("zone %q: %w", z.Name, err)
 		}
 		sqlZones = sqlZones || z.Store == storeSQL
+		redisZones = redisZones || z.Store == storeRedis
+	}
+	if redisZones {
+		if err := h.provisionRedis(ctx); err != nil {
+			return err
+		}
 	}
 	if !sqlZones {
 		return nil
@@ -134,11 +162,42 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.sqlRef = app.DB().Redacted
 	for _, z := range h.Zones {
-		if z.Store == storeSQL {
-			z.zone.Store, z.health = sq.store, sq.health
+		if z.Store != storeSQL {
+			continue
+		}
+		z.zone.Store, z.health = sq.store, sq.health
+		if interval := time.Duration(*z.SyncInterval); interval > 0 {
+			z.synced = syncedKey(app.DB(), interval)
+			if z.zone.Store, err = acquireSynced(ctx, z.synced, app.Database, sq.store, interval, time.Duration(h.StoreTimeout)); err != nil {
+				return fmt.Errorf("zone %q: %w", z.Name, err)
+			}
 		}
 	}
 	app.Health().Register("rate_limit_store", false, sq.check)
+	return nil
+}
+
+// provisionRedis attaches the Redis store of RedisURL to the "redis" zones
+// and registers its health check.
+func (h *Handler) provisionRedis(ctx caddy.Context) error {
+	if h.RedisURL == "" {
+		return fmt.Errorf("claude_rate_limit: a zone uses store redis, but redis_url is not set")
+	}
+	rs, err := acquireRedis(h.RedisURL)
+	if err != nil {
+		return err
+	}
+	h.redisRef = h.RedisURL
+	for _, z := range h.Zones {
+		if z.Store == storeRedis {
+			z.zone.Store, z.health = rs.store, rs.health
+		}
+	}
+	app, err := claude.FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	app.Health().Register("rate_limit_redis", false, rs.check)
 	return nil
 }
 
@@ -160,6 +219,16 @@ func (z *Zone) provision(ctx caddy.Context) error {
 	if len(z.Key) == 0 {
 		z.Key = []string{"{http.vars.client_ip}"}
 	}
+	if z.SyncInterval != nil && z.Store != storeSQL {
+		return fmt.Errorf("sync_interval applies to store sql only")
+	}
+	if z.SyncInterval == nil && z.Store == storeSQL {
+		d := caddy.Duration(defaultSyncInterval)
+		z.SyncInterval = &d
+	}
+	if z.SyncInterval != nil && *z.SyncInterval < 0 {
+		return fmt.Errorf("sync_interval %s: must not be negative", time.Duration(*z.SyncInterval))
+	}
 	z.zone = &ratelimit.Zone{Name: z.Name, Rate: rate, Policy: policy}
 	switch z.Store {
 	case storeMemory:
@@ -169,10 +238,10 @@ func (z *Zone) provision(ctx caddy.Context) error {
 			return err
 		}
 		z.zone.Store = st
-	case storeSQL:
-		// attached by the handler, which owns the app lookup
+	case storeSQL, storeRedis:
+		// attached by the handler, which owns the app lookup and the Redis URL
 	default:
-		return fmt.Errorf("store %q: want memory or sql", z.Store)
+		return fmt.Errorf("store %q: want memory, sql or redis", z.Store)
 	}
 	if z.MatchRaw != nil {
 		mods, err := ctx.LoadModule(z, "MatchRaw")
@@ -219,9 +288,15 @@ func (h *Handler) Cleanup() error {
 		if z.poolKey != "" {
 			releaseMemory(z.poolKey)
 		}
+		if z.synced != "" {
+			releaseSynced(z.synced)
+		}
 	}
 	if h.sqlRef != "" {
 		releaseSQL(h.sqlRef)
+	}
+	if h.redisRef != "" {
+		releaseRedis(h.redisRef)
 	}
 	return nil
 }
@@ -310,9 +385,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // hit counts the request in z. A SQL store's call is bounded by the store
 // timeout, and the client going away does not cancel it, so that cannot pass
-// for a store failure; the memory store never waits.
+// for a store failure; the memory store and a synced SQL store never wait.
+// A Redis store's call is bounded the same way.
 func (h *Handler) hit(ctx context.Context, z *Zone, key string) ratelimit.Decision {
-	if z.Store == storeSQL {
+	if z.Store == storeSQL || z.Store == storeRedis {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Duration(h.StoreTimeout))
 		defer cancel()

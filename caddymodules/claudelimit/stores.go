@@ -11,6 +11,7 @@ import (
 	"github.com/ulule/limiter/v3/drivers/store/memory"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/ratelimit"
 	"github.com/claude-gateway/claude-gateway/store"
 )
@@ -22,6 +23,13 @@ var memoryStores = caddy.NewUsagePool()
 
 // sqlStores holds one SQL store, with its sweeper and health, per database.
 var sqlStores = caddy.NewUsagePool()
+
+// syncedStores holds the synced SQL stores by database and sync interval, so
+// their counters survive reloads like the memory stores'.
+var syncedStores = caddy.NewUsagePool()
+
+// redisStores holds one Redis store, with its health, per Redis URL.
+var redisStores = caddy.NewUsagePool()
 
 // sweepInterval is how often expired SQL counters are deleted.
 const sweepInterval = time.Minute
@@ -52,6 +60,47 @@ func acquireMemory(key string) (limiter.Store, error) {
 }
 
 func releaseMemory(key string) { memoryStores.Delete(key) }
+
+// syncedStore is a pooled synced store. It holds its own reference to the
+// database pool, so that its last sync, when it is destructed at shutdown,
+// still finds the pool open.
+type syncedStore struct {
+	*ratelimit.SyncedStore
+	setting string
+}
+
+// Destruct stops the syncing, sends what was not sent yet and releases the
+// database pool.
+func (s syncedStore) Destruct() error {
+	err := s.Close()
+	if rerr := claude.ReleaseDB(s.setting); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func syncedKey(db *store.DB, interval time.Duration) string {
+	return db.Redacted + "|" + interval.String()
+}
+
+// acquireSynced returns the synced store of key on the SQL store of the
+// database setting, syncing every interval.
+func acquireSynced(ctx context.Context, key, setting string, shared *ratelimit.SQLStore, interval, timeout time.Duration) (*ratelimit.SyncedStore, error) {
+	v, _, err := syncedStores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		if _, _, err := claude.AcquireDB(ctx, setting); err != nil {
+			return nil, err
+		}
+		s := ratelimit.NewSyncedStore(shared, interval, timeout)
+		s.Start()
+		return syncedStore{SyncedStore: s, setting: setting}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("synced sql store: %w", err)
+	}
+	return v.(syncedStore).SyncedStore, nil
+}
+
+func releaseSynced(key string) { syncedStores.Delete(key) }
 
 // sqlShared is the SQL store of one database, shared by every zone and config
 // that uses it.
@@ -114,3 +163,38 @@ func (s *sqlShared) Destruct() error {
 	<-s.done
 	return nil
 }
+
+// redisShared is the Redis store of one server, shared by every zone and
+// config that uses it.
+type redisShared struct {
+	store  *ratelimit.RedisStore
+	health *ratelimit.StoreHealth
+}
+
+func acquireRedis(url string) (*redisShared, error) {
+	v, _, err := redisStores.LoadOrNew(url, func() (caddy.Destructor, error) {
+		st, err := ratelimit.NewRedisStore(url, "claude")
+		if err != nil {
+			return nil, err
+		}
+		return &redisShared{store: st, health: new(ratelimit.StoreHealth)}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis store: %w", err)
+	}
+	return v.(*redisShared), nil
+}
+
+func releaseRedis(url string) { redisStores.Delete(url) }
+
+// check is the "rate_limit_redis" health check: the server must answer, and
+// the most recent hit must not have failed in the last moments.
+func (s *redisShared) check(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	return s.health.Err(healthWindow)
+}
+
+// Destruct closes the client.
+func (s *redisShared) Destruct() error { return s.store.Close() }
