@@ -11,6 +11,7 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeide"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelimit"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelog"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudelogin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeorigin"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudepath"
