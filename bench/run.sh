@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Edge benchmark, all on loopback, one run: a small GET
 #   1. straight to the upstream (direct),
-#   2. through a bare `reverse_proxy` HTTPS site of the same binary (bare),
-#   3. the same bare site with the app route's JSON access log (bare+log),
-#   4. through the gateway's app route of Caddyfile.dev (app: access log, headers,
-#      origin check, rate limit, token check, session routing),
-# with wrk (Debian package), in interleaved rounds so that a change in the
-# machine's load hits every target alike. Prints the median requests/s and p99
-# of each, and the ratios.
+#   2. through a bare `reverse_proxy` site of the same binary, without a log (bare),
+#   3. the same bare site with the production access log snippet (bare+log),
+#   4. through the gateway's app route of Caddyfile.dev (app: the production access
+#      log, headers, canonical path, origin check, rate limits, token check, session
+#      routing),
+# 2-4 over HTTPS and over plain HTTP (-http), with wrk (Debian package), in
+# interleaved rounds so that a change in the machine's load hits every target
+# alike. Prints the median requests/s and p99 of each, and the ratios.
 # Usage: bench/run.sh [seconds per round] [connections] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,16 +34,24 @@ up_port=$(free_port)
 export SECRET_KEY=bench-secret-key-0123456789abcdef0123456789abcdef
 export CLAUDE_HTTPS_PORT=$(free_port) CLAUDE_HTTP_PORT=$(free_port) CLAUDE_ADMIN=127.0.0.1:$(free_port)
 export BENCH_BARE_PORT=$(free_port) BENCH_LOGGED_PORT=$(free_port)
+export BENCH_BARE_HTTP_PORT=$(free_port) BENCH_LOGGED_HTTP_PORT=$(free_port) BENCH_APP_HTTP_PORT=$(free_port)
 export FRONTEND_UPSTREAM=127.0.0.1:$up_port BACKEND_UPSTREAM=127.0.0.1:$up_port CODE_SERVER_UPSTREAM=127.0.0.1:$up_port
 export CLAUDE_DATABASE=sqlite:$work/gateway.db CLAUDE_DATA=$work/data CLAUDE_WORKSPACE=$work/workspace
 export XDG_CONFIG_HOME=$work XDG_DATA_HOME=$work
 export RATE_LIMIT_PER_MINUTE=100000000
 
-# Caddyfile.dev plus two bare proxy sites on their own ports, same binary, same process.
+# Caddyfile.dev, its app site also served over plain HTTP, plus the bare proxy
+# sites on their own ports: same binary, same process.
+app_site='https://localhost:{$CLAUDE_HTTPS_PORT:8443} {'
+grep -qF "$app_site" Caddyfile.dev || { echo "bench: the app site of Caddyfile.dev is not '$app_site'" >&2; exit 1; }
 {
-	cat Caddyfile.dev
-	printf '\nhttps://localhost:{$BENCH_BARE_PORT} {\n\treverse_proxy {$FRONTEND_UPSTREAM}\n}\n'
-	printf '\nhttps://localhost:{$BENCH_LOGGED_PORT} {\n\timport access_log\n\treverse_proxy {$FRONTEND_UPSTREAM}\n}\n'
+	sed "s|^https://localhost:{\$CLAUDE_HTTPS_PORT:8443} {|https://localhost:{\$CLAUDE_HTTPS_PORT:8443}, http://localhost:{\$BENCH_APP_HTTP_PORT} {|" Caddyfile.dev
+	for scheme in https http; do
+		port=BENCH_BARE_PORT logged=BENCH_LOGGED_PORT
+		[ "$scheme" = http ] && port=BENCH_BARE_HTTP_PORT logged=BENCH_LOGGED_HTTP_PORT
+		printf '\n%s://localhost:{$%s} {\n\treverse_proxy {$FRONTEND_UPSTREAM}\n}\n' "$scheme" "$port"
+		printf '\n%s://localhost:{$%s} {\n\timport access_log\n\treverse_proxy {$FRONTEND_UPSTREAM}\n}\n' "$scheme" "$logged"
+	done
 } >"$work/Caddyfile"
 # The access log is part of the app route's cost; keep it, but off the terminal.
 bin/claude-gateway run --config "$work/Caddyfile" --adapter caddyfile >"$work/gateway.log" 2>&1 & pids+=($!)
@@ -67,7 +76,7 @@ run() { # name url [header]: one round, appended to $work/<name>.{rps,p99}
 }
 
 echo "edge benchmark: $rounds rounds of ${secs}s per target, $conns connections, wrk -t1, $(nproc) cores"
-targets=(direct bare bare+log app)
+targets=(direct bare bare+log app bare-http bare+log-http app-http)
 for name in "${targets[@]}"; do : >"$work/$name.rps"; : >"$work/$name.p99"; done
 wrk -t1 -c"$conns" -d2s "https://localhost:$CLAUDE_HTTPS_PORT/" -H "Authorization: Bearer $token" >/dev/null # warm-up
 for ((i = 1; i <= rounds; i++)); do
@@ -75,6 +84,9 @@ for ((i = 1; i <= rounds; i++)); do
 	run bare "https://localhost:$BENCH_BARE_PORT/"
 	run bare+log "https://localhost:$BENCH_LOGGED_PORT/"
 	run app "https://localhost:$CLAUDE_HTTPS_PORT/" "Authorization: Bearer $token"
+	run bare-http "http://localhost:$BENCH_BARE_HTTP_PORT/"
+	run bare+log-http "http://localhost:$BENCH_LOGGED_HTTP_PORT/"
+	run app-http "http://localhost:$BENCH_APP_HTTP_PORT/" "Authorization: Bearer $token"
 done
 python3 - "$work" "${targets[@]}" <<'PY'
 import sys, pathlib, statistics
@@ -86,8 +98,9 @@ def ms(v):
 rps = {n: statistics.median(float(x) for x in (d / f"{n}.rps").read_text().split()) for n in names}
 p99 = {n: statistics.median(ms(x) for x in (d / f"{n}.p99").read_text().split()) for n in names}
 for n in names:
-    print(f"{n:9s} {rps[n]:10.0f} req/s   p99 {p99[n]:7.2f} ms   (median of rounds)")
-print(f"app/bare     = {rps['app']/rps['bare']:.3f} (target >= 0.90)")
-print(f"app/bare+log = {rps['app']/rps['bare+log']:.3f} (what the gateway's own modules cost)")
-print(f"bare/direct  = {rps['bare']/rps['direct']:.3f}")
+    print(f"{n:14s} {rps[n]:10.0f} req/s   p99 {p99[n]:7.2f} ms   (median of rounds)")
+for sfx, label in (("", "HTTPS"), ("-http", "HTTP ")):
+    a, b, bl = rps["app" + sfx], rps["bare" + sfx], rps["bare+log" + sfx]
+    print(f"{label}  app/bare = {a/b:.3f} (target >= 0.90)   bare+log/bare = {bl/b:.3f} (the access log alone)   app/bare+log = {a/bl:.3f}")
+print(f"bare/direct = {rps['bare']/rps['direct']:.3f}")
 PY

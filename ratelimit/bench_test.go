@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ulule/limiter/v3"
 	"github.com/ulule/limiter/v3/drivers/store/memory"
 
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
@@ -69,24 +70,50 @@ func BenchmarkMemoryZoneHit(b *testing.B) {
 }
 
 // BenchmarkSQLStoreSteady500 paces hits at a steady 500 per second (open
-// loop: each hit starts on schedule, whatever the ones before it) over 1000
-// keys for 4 s per iteration, and reports the p50 and p99 of the hits'
-// latency from their scheduled start: the latency the store adds to a
-// request at that rate, without HTTP or the gateway around it. It runs on
-// the shared MariaDB (durable commits) and on a private one with
-// innodb_flush_log_at_trx_commit=2.
+// loop: each hit starts on schedule, whatever the ones before it) for 4 s per
+// iteration, and reports the p50 and p99 of the hits' latency from their
+// scheduled start: the latency the store adds to a request at that rate,
+// without HTTP or the gateway around it. Stores: the SQL store counting every
+// hit (sync_interval 0) on the shared MariaDB (durable commits) and on a
+// private one with innodb_flush_log_at_trx_commit=2; the synced SQL store
+// (sync_interval 250ms) on the shared, durable MariaDB, over 1000 keys and
+// over 10, reporting the statements and commits per second its syncs cost;
+// and the Redis store on the test Redis.
 func BenchmarkSQLStoreSteady500(b *testing.B) {
 	rate, _ := ParseRate("1000000000/h")
-	settings := []struct{ name, setting string }{
-		{"mariadb", testenv.MySQLDatabase(b)},
-		{"mariadb_flush2", testenv.StartMariaDB(b).Setting},
+	durable := testenv.MySQLDatabase(b)
+	redisStore, err := NewRedisStore(testenv.RedisServer(b), "bench-"+testenv.RandomHex(6))
+	if err != nil {
+		b.Fatal(err)
 	}
-	for _, st := range settings {
-		s := NewSQLStore(testenv.OpenDB(b, st.setting))
-		b.Run(st.name, func(b *testing.B) {
+	b.Cleanup(func() { redisStore.Close() })
+	type variant struct {
+		name  string
+		store limiter.Store
+		keys  int
+	}
+	variants := []variant{
+		{"mariadb", NewSQLStore(testenv.OpenDB(b, durable)), 1000},
+		{"mariadb_flush2", NewSQLStore(testenv.OpenDB(b, testenv.StartMariaDB(b).Setting)), 1000},
+	}
+	for _, keys := range []int{1000, 10} {
+		s := NewSyncedStore(NewSQLStore(testenv.OpenDB(b, durable)), 250*time.Millisecond, 10*time.Second)
+		s.Start()
+		b.Cleanup(func() { s.Close() })
+		variants = append(variants, variant{"mariadb_synced_" + strconv.Itoa(keys) + "keys", s, keys})
+	}
+	variants = append(variants, variant{"redis", redisStore, 1000})
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
 			const perSecond, seconds = 500, 4
 			n := perSecond * seconds
 			var lat []time.Duration
+			began := time.Now()
+			synced, _ := v.store.(*SyncedStore)
+			var syncs0, sent0 int64
+			if synced != nil {
+				syncs0, sent0 = synced.Sent()
+			}
 			for iter := 0; iter < b.N; iter++ {
 				round := make([]time.Duration, n)
 				var wg sync.WaitGroup
@@ -98,7 +125,7 @@ func BenchmarkSQLStoreSteady500(b *testing.B) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						if _, err := s.Get(context.Background(), "steady|"+strconv.Itoa(i%1000), rate); err != nil {
+						if _, err := v.store.Get(context.Background(), "steady|"+strconv.Itoa(i%v.keys), rate); err != nil {
 							failed.Add(1)
 						}
 						round[i] = time.Since(due)
@@ -113,6 +140,12 @@ func BenchmarkSQLStoreSteady500(b *testing.B) {
 			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 			b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50_ms")
 			b.ReportMetric(float64(lat[(len(lat)-1)*99/100])/1e6, "p99_ms")
+			if synced != nil {
+				syncs, sent := synced.Sent()
+				secs := time.Since(began).Seconds()
+				b.ReportMetric(float64(sent-sent0)/secs, "statements/s")
+				b.ReportMetric(float64(syncs-syncs0)/secs, "commits/s")
+			}
 		})
 	}
 }

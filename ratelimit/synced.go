@@ -48,6 +48,8 @@ type SyncedStore struct {
 	mu       sync.Mutex
 	counters map[string]*localCounter
 	syncErr  error
+	syncs    int64
+	sent     int64
 
 	started bool
 	stop    chan struct{}
@@ -168,6 +170,10 @@ func (s *SyncedStore) Sync(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.syncErr = err
+	if err == nil && len(counts) > 0 {
+		s.syncs++
+		s.sent += int64(len(counts))
+	}
 	for i, c := range sent {
 		if err != nil {
 			// Sent again by the next sync, unless the window ends first.
@@ -211,6 +217,14 @@ func (s *SyncedStore) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	return s.Sync(ctx)
+}
+
+// Sent reports how many syncs sent hits so far, and how many key increments
+// (statements) they sent together.
+func (s *SyncedStore) Sent() (syncs, increments int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.syncs, s.sent
 }
 
 // Keys is the number of keys the store holds counters for.
