@@ -159,7 +159,7 @@ func (e *Executor) helperFailure(ctx context.Context, execID string, err error, 
 	insp, ierr := e.docker.ExecInspect(ctx, execID, client.ExecInspectOptions{})
 	msg := strings.TrimSpace(helperOut)
 	if ierr == nil && (insp.ExitCode == 126 || insp.ExitCode == 127) && !strings.Contains(msg, "claude-run:") {
-		return fmt.Errorf("%w at %s: %s", ErrHelperMissing, e.cfg.Helper, msg)
+		return fmt.Errorf("%w at %s (exit code %d) %s", ErrHelperMissing, e.cfg.Helper, insp.ExitCode, msg)
 	}
 	if ierr != nil {
 		return fmt.Errorf("the run's helper sent no result (%w); inspecting it: %w", err, unavailable(ierr))

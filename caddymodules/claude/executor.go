@@ -42,6 +42,11 @@ type ExecutorConfig struct {
 	// Runtime is the OCI runtime of the sandboxes, e.g. "runsc" (gVisor).
 	Runtime string `json:"runtime,omitempty"`
 
+	// Helper is the path of the claude-run helper inside a session's
+	// workspace container, which every run executes through. Default:
+	// /usr/local/bin/claude-run.
+	Helper string `json:"helper,omitempty"`
+
 	// Memory is the memory limit of a run in bytes; swap equals it.
 	// Default: 256 MiB.
 	Memory int64 `json:"memory,omitempty"`
@@ -118,6 +123,7 @@ func (a *App) ExecutorSettings() executor.Config {
 		DaemonWorkspace: c.DaemonWorkspace,
 		Images:          c.Images,
 		Runtime:         c.Runtime,
+		Helper:          c.Helper,
 		Memory:          c.Memory,
 		CPUs:            c.CPUs,
 		Pids:            c.Pids,
@@ -142,6 +148,7 @@ func (a *App) ExecutorSettings() executor.Config {
 //	    daemon_workspace /workspaces
 //	    image            <language> <image>
 //	    runtime          runsc
+//	    helper           /usr/local/bin/claude-run
 //	    memory           256MiB
 //	    cpus             1
 //	    pids             128
@@ -196,6 +203,10 @@ func parseExecutor(d *caddyfile.Dispenser, app *App) error {
 			c.Images[args[0]] = args[1]
 		case "runtime":
 			if err := OneArg(d, &c.Runtime); err != nil {
+				return err
+			}
+		case "helper":
+			if err := OneArg(d, &c.Helper); err != nil {
 				return err
 			}
 		case "memory":

@@ -23,6 +23,7 @@ func TestExecutorOption(t *testing.T) {
 			image python claude-sandbox:local
 			image bash bash:5
 			runtime runsc
+			helper /opt/bin/claude-run
 			memory 128MiB
 			cpus 0.5
 			pids 64
@@ -41,7 +42,7 @@ func TestExecutorOption(t *testing.T) {
 					Host: "tcp://dind:2376", TLSCA: "/c/ca.pem", TLSCert: "/c/cert.pem", TLSKey: "/c/key.pem",
 					Workspace: c.Workspace, DaemonWorkspace: "/workspaces",
 					Images:  map[string]string{"python": "claude-sandbox:local", "bash": "bash:5"},
-					Runtime: "runsc", Memory: 128 << 20, CPUs: 0.5, Pids: 64, TmpSize: 8 << 20,
+					Runtime: "runsc", Helper: "/opt/bin/claude-run", Memory: 128 << 20, CPUs: 0.5, Pids: 64, TmpSize: 8 << 20,
 					Timeout: 10 * time.Second, MaxTimeout: 2 * time.Minute, OutputLimit: 64 << 10,
 					Concurrency: 8, PerUser: 3, Queue: -1, QueuePerUser: 2, Instance: "gw-1", CleanupInterval: 30 * time.Second,
 				}
@@ -63,6 +64,7 @@ func TestExecutorOption(t *testing.T) {
 		{name: "max below timeout", block: "timeout 60\nmax_timeout 30", err: "below timeout"},
 		{name: "per_user above concurrency", block: "per_user 9\nconcurrency 2", err: "exceeds concurrency"},
 		{name: "tls with two files", block: "tls a b", err: "tls takes"},
+		{name: "relative helper", block: "helper claude-run", err: "not an absolute path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			app, ok := parseBlock(t, "executor {\n"+tc.block+"\n}", tc.err)

@@ -19,6 +19,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/sessions"
+	"github.com/claude-gateway/claude-gateway/workspaces"
 )
 
 // maxRequestBody bounds an exec request: the code and stdin limits, JSON
@@ -75,11 +76,6 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 	}
 	// A run may outlast the session timeout: it is activity all along.
 	defer h.sessions.KeepActive(ctx, id)()
-	dir, err := h.sessions.FilesDir(id)
-	if err != nil {
-		h.sessionError(w, r, err)
-		return
-	}
 	spec := executor.Spec{
 		Language:  req.Language,
 		Code:      req.Code,
@@ -87,7 +83,7 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 		Timeout:   time.Duration(req.TimeoutSeconds * float64(time.Second)),
 		SessionID: id,
 		UserID:    user.ID,
-		Dir:       dir,
+		Workspace: h.workspaceOf(id, user.ID),
 	}
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		h.stream(w, r, spec)
@@ -99,6 +95,33 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 		return
 	}
 	apierror.WriteJSON(w, http.StatusOK, res)
+}
+
+// workspaceOf gives a run of the session the session's workspace container,
+// started if needed, and keeps the workspace from idling while the run
+// lasts.
+func (h *Handler) workspaceOf(sessionID, userID string) executor.WorkspaceFunc {
+	return func(ctx context.Context) (executor.WorkspaceContainer, func(), error) {
+		ws, err := h.workspaces.Ensure(ctx, workspaces.Spec{SessionID: sessionID, UserID: userID})
+		if err != nil {
+			return executor.WorkspaceContainer{}, nil, err
+		}
+		ended := make(chan struct{})
+		go func() {
+			tick := time.NewTicker(time.Minute)
+			defer tick.Stop()
+			for {
+				select {
+				case <-tick.C:
+					h.workspaces.Touch(sessionID)
+				case <-ended:
+					h.workspaces.Touch(sessionID)
+					return
+				}
+			}
+		}()
+		return executor.WorkspaceContainer{ID: ws.ContainerID, User: ws.User}, func() { close(ended) }, nil
+	}
 }
 
 // stream runs spec and sends its output as Server-Sent Events: `stdout`
@@ -190,10 +213,15 @@ func (h *Handler) runError(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client is gone; its run was killed
 	}
 	e := h.toAPIError(r, err)
-	if e.Status == http.StatusTooManyRequests {
-		var busy *executor.BusyError
-		errors.As(err, &busy)
+	var busy *executor.BusyError
+	var limit *workspaces.LimitError
+	switch {
+	case errors.As(err, &busy):
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(busy.RetryAfter.Seconds()))))
+	case errors.As(err, &limit):
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(limit.RetryAfter.Seconds())), 1)))
+	case e.Status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "10")
 	}
 	apierror.Write(w, e)
 }
@@ -201,12 +229,31 @@ func (h *Handler) runError(w http.ResponseWriter, r *http.Request, err error) {
 func (h *Handler) toAPIError(r *http.Request, err error) *apierror.Error {
 	var spec *executor.SpecError
 	var busy *executor.BusyError
+	var limit *workspaces.LimitError
 	switch {
 	case errors.As(err, &spec):
 		return apierror.Wrap(err, http.StatusBadRequest, spec.Code, upperFirst(spec.Message)+".")
 	case errors.As(err, &busy):
 		return apierror.Wrap(err, http.StatusTooManyRequests, "executor_busy",
 			"Too many runs are in progress or waiting; try again later.")
+	case errors.As(err, &limit):
+		status := http.StatusServiceUnavailable
+		if limit.PerUser {
+			status = http.StatusTooManyRequests
+		}
+		return apierror.Wrap(err, status, "workspace_limit", upperFirst(limit.Error())+".")
+	case errors.Is(err, workspaces.ErrImageMissing):
+		h.logger.Error("workspace image missing", zap.Error(err))
+		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
+			"Code execution is unavailable: the workspace image is not installed on the daemon.")
+	case errors.Is(err, executor.ErrHelperMissing):
+		h.logger.Error("the workspace image lacks the run helper", zap.Error(err))
+		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
+			"Code execution is unavailable: the workspace image has no claude-run helper.")
+	case errors.Is(err, workspaces.ErrUnavailable):
+		h.logger.Warn("workspaces unavailable", zap.Error(err))
+		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
+			"Code execution is unavailable: the sandbox daemon cannot be reached.")
 	case errors.Is(err, executor.ErrImageMissing):
 		h.logger.Error("sandbox image missing", zap.Error(err))
 		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",

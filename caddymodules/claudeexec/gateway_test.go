@@ -22,6 +22,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
+	"github.com/claude-gateway/claude-gateway/workspaces"
 )
 
 const sandboxImage = "claude-sandbox:local"
@@ -31,6 +32,15 @@ func image() string {
 		return img
 	}
 	return sandboxImage
+}
+
+// workspaceImage is the image runs execute in: `make workspace-image`'s,
+// with the IDE stand-in and the claude-run helper.
+func workspaceImage() string {
+	if img := os.Getenv("CLAUDE_WORKSPACE_IMAGE"); img != "" {
+		return img
+	}
+	return workspaces.LocalImage
 }
 
 // gw is a gateway running the repository's Caddyfile.dev with its executor
@@ -44,7 +54,8 @@ type gw struct {
 	alice, bob, admin string
 }
 
-// start runs the gateway; settings are lines of the executor block.
+// start runs the gateway; settings are lines of the executor block, or of
+// the workspaces block when they start with "workspaces.".
 func start(t *testing.T, settings ...string) *gw {
 	t.Helper()
 	return startTB(t, settings...)
@@ -59,6 +70,7 @@ func startTB(t testing.TB, settings ...string) *gw {
 func startEnv(t testing.TB, extra map[string]string, settings ...string) *gw {
 	t.Helper()
 	testenv.DockerImage(t, image())
+	testenv.DockerImage(t, workspaceImage())
 	instance := "gwtest-" + testenv.RandomHex(6)
 	cfg := caddyfile(t, instance, settings...)
 	env := map[string]string{
@@ -70,7 +82,13 @@ func startEnv(t testing.TB, extra map[string]string, settings ...string) *gw {
 	for k, v := range extra {
 		env[k] = v
 	}
-	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: env})
+	// A short directory: the IDE sockets beneath it have a bounded path.
+	dir, err := os.MkdirTemp("", "gx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: env, Dir: dir})
 	c := g.Client()
 	c.Timeout = 2 * time.Minute
 	w := &gw{
@@ -88,6 +106,12 @@ func startEnv(t testing.TB, extra map[string]string, settings ...string) *gw {
 		if left := w.containers(); len(left) > 0 {
 			t.Errorf("containers left behind: %v", left)
 			exec.Command("docker", append([]string{"rm", "-f"}, left...)...).Run()
+		}
+		// The session workspaces outlive a gateway on purpose (the next
+		// one adopts them); the test's go with it.
+		if out, err := exec.Command("docker", "ps", "-aq", "--filter", "label="+workspaces.LabelManaged+"=1",
+			"--filter", "label="+workspaces.LabelInstance+"="+instance).Output(); err == nil && len(strings.Fields(string(out))) > 0 {
+			exec.Command("docker", append([]string{"rm", "-f"}, strings.Fields(string(out))...)...).Run()
 		}
 	})
 	return w
@@ -107,15 +131,78 @@ func caddyfile(t testing.TB, instance string, settings ...string) string {
 		t.Fatal("Caddyfile.dev lacks the executor block or the claude_exec directive")
 	}
 	block := "\t\texecutor {\n\t\t\timage default " + image() + "\n\t\t\tinstance " + instance + "\n"
+	ws := "\t\tworkspaces {\n\t\t\timage " + workspaceImage() + "\n\t\t\tpull never\n\t\t\tcontainer_prefix " + containerPrefix(instance) + "\n"
 	for _, s := range settings {
+		if rest, ok := strings.CutPrefix(s, "workspaces."); ok {
+			ws += "\t\t\t" + rest + "\n"
+			continue
+		}
 		block += "\t\t\t" + s + "\n"
 	}
-	return cfg[:i] + block + "\t\t}\n" + cfg[i+j+len("\n\t\t}\n"):]
+	return cfg[:i] + block + "\t\t}\n" + ws + "\t\t}\n" + cfg[i+j+len("\n\t\t}\n"):]
 }
 
-// containers lists this gateway's sandbox containers.
+// containerPrefix names the test's workspace containers.
+func containerPrefix(instance string) string { return "claude-ws-" + instance + "-" }
+
+// processes lists "pid command line" of the processes in a session's
+// workspace (read from /proc: the image has no ps), the listing excluded.
+func (w *gw) processes(session string) []string {
+	w.t.Helper()
+	procs, err := w.tryProcesses(session)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return procs
+}
+
+// tryProcesses is processes, with an error when the workspace does not run.
+func (w *gw) tryProcesses(session string) ([]string, error) {
+	out, err := exec.Command("docker", "exec", "-u", "1000:1000", containerPrefix(w.instance)+session, "bash", "-c",
+		`for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] && continue; c=$(tr '\0\n' '  ' < $p/cmdline 2>/dev/null) && [ -n "$c" ] && echo "${p#/proc/} $c"; done`).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		state, _ := exec.Command("docker", "inspect", "--format", "{{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} restarts={{.RestartCount}}", containerPrefix(w.instance)+session).CombinedOutput()
+		return nil, fmt.Errorf("listing the processes of workspace %s: %w (%s; container %s)", session, err, bytes.TrimSpace(stderr), bytes.TrimSpace(state))
+	}
+	var procs []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" && !strings.Contains(l, "/proc/[0-9]*") {
+			procs = append(procs, l)
+		}
+	}
+	return procs, nil
+}
+
+// runProcesses is processes without the workspace's own (init, the IDE).
+func (w *gw) runProcesses(session string) []string {
+	var run []string
+	for _, p := range w.processes(session) {
+		if !strings.Contains(p, "docker-init") && !strings.Contains(p, "/usr/bin/code-server") {
+			run = append(run, p)
+		}
+	}
+	return run
+}
+
+// idePID is the pid of the workspace's code-server.
+func (w *gw) idePID(session string) string {
+	for _, p := range w.processes(session) {
+		if f := strings.Fields(p); len(f) > 1 && f[1] == "/usr/bin/code-server" {
+			return f[0]
+		}
+	}
+	return ""
+}
+
+// containers lists this gateway's per-run sandbox containers (runs execute
+// in the session workspaces: there should be none).
 func (w *gw) containers() []string {
-	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label="+executor.LabelInstance+"="+w.instance).Output()
+	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label="+executor.LabelManaged+"=1",
+		"--filter", "label="+executor.LabelInstance+"="+w.instance).Output()
 	if err != nil {
 		w.t.Fatalf("docker ps: %v", err)
 	}
@@ -205,7 +292,7 @@ func (w *gw) exec(token, id, lang, code string, extra ...any) (reply, result) {
 
 func TestExecAPI(t *testing.T) {
 	t.Parallel()
-	w := start(t, "timeout 10", "max_timeout 20", "memory 64MiB")
+	w := start(t, "timeout 10", "max_timeout 20", "workspaces.memory 192MiB")
 	alice := w.session(w.alice)
 
 	t.Run("run, streams apart, exit code", func(t *testing.T) {
@@ -237,16 +324,33 @@ func TestExecAPI(t *testing.T) {
 			t.Errorf("%d %s", r.status, r.body)
 		}
 	})
-	t.Run("memory bomb is oom_killed", func(t *testing.T) {
+	t.Run("memory bomb is oom_killed, the IDE lives on", func(t *testing.T) {
+		ide := w.idePID(alice)
+		if ide == "" {
+			t.Fatalf("no code-server in the workspace: %q", w.processes(alice))
+		}
 		r, res := w.exec(w.alice, alice, "python", "a = []\nwhile True:\n    a.append('x' * 10**7)")
 		if r.status != 200 || !res.OOMKilled || res.ExitCode != 137 {
 			t.Errorf("%d %s", r.status, r.body)
 		}
+		if now := w.idePID(alice); now != ide {
+			t.Errorf("code-server was pid %s before the bomb, %q after", ide, now)
+		}
 	})
-	t.Run("busy loop times out", func(t *testing.T) {
-		r, res := w.exec(w.alice, alice, "python", "while True: pass", "timeout_seconds", 2)
-		if r.status != 200 || !res.TimedOut || res.DurationMS > 3000 {
+	t.Run("a timed-out run leaves no process, daemons included", func(t *testing.T) {
+		r, res := w.exec(w.alice, alice, "bash",
+			"setsid bash -c 'exec sleep 601' </dev/null >/dev/null 2>&1 & ( setsid env -i /bin/sleep 602 </dev/null >/dev/null 2>&1 & ); while :; do :; done",
+			"timeout_seconds", 2)
+		if r.status != 200 || !res.TimedOut || res.ExitCode != 137 || res.DurationMS > 10000 {
 			t.Errorf("%d %s", r.status, r.body)
+		}
+		if left := w.runProcesses(alice); len(left) > 0 {
+			t.Errorf("left in the workspace: %q", left)
+		}
+	})
+	t.Run("no container per run", func(t *testing.T) {
+		if left := w.containers(); len(left) > 0 {
+			t.Errorf("run containers: %v", left)
 		}
 	})
 
@@ -376,7 +480,7 @@ func TestSSE(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		resp, err := w.request(ctx, "POST", "/api/sessions/"+id+"/exec", w.alice,
-			execBody("bash", "echo up; sleep 600", "timeout_seconds", 900), "Accept", "text/event-stream")
+			execBody("bash", "setsid bash -c 'exec sleep 611' </dev/null >/dev/null 2>&1 & echo up; sleep 612", "timeout_seconds", 900), "Accept", "text/event-stream")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -390,19 +494,19 @@ func TestSSE(t *testing.T) {
 				break
 			}
 		}
-		if n := len(w.containers()); n != 1 {
-			t.Fatalf("%d containers during the run", n)
+		if procs := strings.Join(w.runProcesses(id), "\n"); !strings.Contains(procs, "sleep 611") || !strings.Contains(procs, "sleep 612") {
+			t.Fatalf("the run's processes during the run:\n%s", procs)
 		}
 		cancel()
 		resp.Body.Close()
 		at := time.Now()
-		for len(w.containers()) > 0 {
-			if time.Since(at) > 2*time.Second {
-				t.Fatalf("container still there 2 s after the client left")
+		for left := w.runProcesses(id); len(left) > 0; left = w.runProcesses(id) {
+			if time.Since(at) > 10*time.Second {
+				t.Fatalf("still in the workspace 10 s after the client left: %q", left)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
-		t.Logf("container gone %s after the client left", time.Since(at))
+		t.Logf("the run's processes gone %s after the client left", time.Since(at))
 	})
 }
 
@@ -466,34 +570,38 @@ func (w *gw) waitLoad(n int) {
 }
 
 // TestKilledGatewayLeavesNoOrphan kills the gateway with -9 during a run:
-// the restarted gateway removes the orphaned container at start-up.
+// nobody is left to send a kill request, and the run's helper ends the run
+// with its whole process tree at the run's limit by itself.
 func TestKilledGatewayLeavesNoOrphan(t *testing.T) {
 	t.Parallel()
 	w := start(t, "max_timeout 15m")
 	id := w.session(w.alice)
 	go w.request(context.Background(), "POST", "/api/sessions/"+id+"/exec", w.alice,
-		execBody("bash", "sleep 600", "timeout_seconds", 900))
-	deadline := time.Now().Add(30 * time.Second)
-	for len(w.containers()) == 0 {
+		execBody("bash", "setsid bash -c 'exec sleep 621' </dev/null >/dev/null 2>&1 & sleep 622", "timeout_seconds", 6))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		procs, _ := w.tryProcesses(id) // the workspace may still be starting
+		if strings.Contains(strings.Join(procs, "\n"), "sleep 622") {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("the run's container did not appear")
+			t.Fatalf("the run did not start: %q", procs)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	w.g.Kill()
-	time.Sleep(500 * time.Millisecond)
-	if n := len(w.containers()); n != 1 {
-		t.Fatalf("%d containers after kill -9, want the orphan", n)
-	}
-	w.g.Restart()
 	at := time.Now()
-	for len(w.containers()) > 0 {
-		if time.Since(at) > 15*time.Second {
-			t.Fatal("the restarted gateway did not remove the orphan")
+	for left := w.runProcesses(id); len(left) > 0; left = w.runProcesses(id) {
+		if time.Since(at) > 20*time.Second {
+			t.Fatalf("the run outlived its limit by far after kill -9: %q", left)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("orphan removed %s after the restart returned", time.Since(at))
+	t.Logf("the run's processes gone %s after kill -9", time.Since(at))
+	w.g.Restart()
+	if r, res := w.exec(w.alice, id, "python", "print(1)"); r.status != 200 || res.Stdout != "1\n" {
+		t.Errorf("after the restart: %d %s", r.status, r.body)
+	}
 }
 
 // TestReloadKeepsRuns reloads the config (with changed executor settings)
@@ -511,13 +619,7 @@ func TestReloadKeepsRuns(t *testing.T) {
 		r, res := w.exec(w.alice, id, "bash", "sleep 3; echo survived")
 		done <- out{r, res}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(w.containers()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the run's container did not appear")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitLoad(1)
 	changed := strings.Replace(w.config, "\t\t\tinstance "+w.instance+"\n", "\t\t\tinstance "+w.instance+"\n\t\t\ttimeout 20\n", 1)
 	if err := w.g.Load(changed); err != nil {
 		t.Fatalf("reload: %v", err)

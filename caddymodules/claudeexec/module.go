@@ -1,6 +1,6 @@
 // Package claudeexec is the `claude_exec` handler: sandboxed code execution
-// in a session's workspace (POST /api/sessions/{id}/exec, JSON or
-// Server-Sent Events), the executor's status (GET /api/executor) and its
+// in a session's workspace container (POST /api/sessions/{id}/exec, JSON or
+// Server-Sent Events; a `docker exec` in the container, started if needed), the executor's status (GET /api/executor) and its
 // admin operations (POST /api/executor/cleanup, POST /api/executor/images).
 // The executor itself is configured in the global `claude { executor { … } }`
 // block and outlives config reloads: a reload neither reconnects nor touches
@@ -23,6 +23,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/sessions"
+	"github.com/claude-gateway/claude-gateway/workspaces"
 )
 
 func init() {
@@ -32,10 +33,11 @@ func init() {
 // Handler serves the execution API. It needs an authenticated user
 // (claude_auth runs before it); other paths pass through.
 type Handler struct {
-	exec     *executor.Executor
-	sessions *sessions.Store
-	build    executor.BuildOptions
-	logger   *zap.Logger
+	exec       *executor.Executor
+	workspaces *workspaces.Manager
+	sessions   *sessions.Store
+	build      executor.BuildOptions
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -46,7 +48,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision takes the executor of the `claude` app.
+// Provision takes the executor and the session workspaces of the `claude`
+// app: runs execute in their session's workspace container.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	app, err := claude.FromContext(ctx)
@@ -58,6 +61,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return errors.New("claude_exec: the claude app has no session store")
 	}
 	if h.exec, err = app.Executor(); err != nil {
+		return fmt.Errorf("claude_exec: %w", err)
+	}
+	if h.workspaces, err = app.Workspaces(); err != nil {
 		return fmt.Errorf("claude_exec: %w", err)
 	}
 	if c := app.ExecutorConfig; c != nil {
