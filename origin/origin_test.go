@@ -316,3 +316,27 @@ func TestSameOrigin(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossSiteFetch(t *testing.T) {
+	for _, tc := range []struct {
+		vals []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"same-origin"}, false},
+		{[]string{"same-site"}, false},
+		{[]string{"none"}, false},
+		{[]string{"cross-site"}, true},
+		{[]string{"Cross-Site"}, true},
+		{[]string{""}, true},
+		{[]string{"same-origin", "cross-site"}, true},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "https://app.example/auth/login", nil)
+		for _, v := range tc.vals {
+			r.Header.Add("Sec-Fetch-Site", v)
+		}
+		if got := CrossSiteFetch(r); got != tc.want {
+			t.Errorf("Sec-Fetch-Site %q: %v, want %v", tc.vals, got, tc.want)
+		}
+	}
+}

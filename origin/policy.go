@@ -67,6 +67,26 @@ func SameOrigin(r *http.Request, origin string) bool {
 	return err == nil && o == self
 }
 
+// CrossSiteFetch reports whether the browser says r comes from another site:
+// a Sec-Fetch-Site header other than "same-origin", "same-site" or "none"
+// (a navigation the user started). Browsers that send no Origin on a form
+// POST still send Sec-Fetch-Site; a request without it says nothing and is
+// not reported.
+func CrossSiteFetch(r *http.Request) bool {
+	vals := r.Header.Values("Sec-Fetch-Site")
+	if len(vals) == 0 {
+		return false
+	}
+	if len(vals) > 1 {
+		return true
+	}
+	switch vals[0] {
+	case "same-origin", "same-site", "none":
+		return false
+	}
+	return true
+}
+
 // RequestOrigin is the origin the request was sent to: https when it came over
 // TLS, then the Host header.
 func RequestOrigin(r *http.Request) string {

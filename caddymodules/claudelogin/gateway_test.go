@@ -228,3 +228,37 @@ func TestLoginFormBruteForce(t *testing.T) {
 		t.Fatalf("banned user signed in: %d", resp.StatusCode)
 	}
 }
+
+// TestLoginFormRefusesCrossSite: login CSRF without an Origin header. A
+// browser that sends no Origin still says where the form came from in
+// Sec-Fetch-Site; "cross-site" is refused before the credentials are looked
+// at, even when they are right, and no cookie is set. Same-origin,
+// same-site and user-initiated ("none") sign-ins go on.
+func TestLoginFormRefusesCrossSite(t *testing.T) {
+	g := start(t)
+	form := "username=admin&password=" + url.QueryEscape(password) + "&next=%2Fhome"
+	send := func(site string) *http.Response {
+		req, err := http.NewRequest(http.MethodPost, g.URL("localhost", "/auth/login"), strings.NewReader(form))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", site) // and no Origin
+		resp, err := g.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, site := range []string{"cross-site", "Cross-Site", "something-else"} {
+		if resp := send(site); resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+			t.Errorf("Sec-Fetch-Site %q without Origin: %d, cookies %v", site, resp.StatusCode, resp.Header.Values("Set-Cookie"))
+		}
+	}
+	for _, site := range []string{"same-origin", "same-site", "none"} {
+		if resp := send(site); resp.StatusCode != http.StatusSeeOther || cookie(resp, claudeauth.AccessCookie) == nil {
+			t.Errorf("Sec-Fetch-Site %q: %d, cookies %v", site, resp.StatusCode, resp.Header.Values("Set-Cookie"))
+		}
+	}
+}

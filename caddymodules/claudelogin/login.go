@@ -44,7 +44,8 @@ const csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'non
 //     service as POST /api/auth/login (brute-force regulation included), sets
 //     the access and refresh cookies and answers 303 to next. Wrong
 //     credentials re-render the form with 401; a ban with 429 + Retry-After.
-//     A POST whose Origin is not this host's is refused (login CSRF).
+//     A POST whose Origin is not this host's, or whose Sec-Fetch-Site says
+//     cross-site, is refused with 403 (login CSRF).
 //   - GET <static_path>/login.css: the stylesheet, public.
 //
 // `next` is accepted only as a same-origin path; anything else (//host,
@@ -121,11 +122,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
-	if o := r.Header.Get("Origin"); o != "" {
-		if !origin.SameOrigin(r, o) {
-			h.render(w, http.StatusForbidden, form{Next: "/", Error: "Sign in from this site's own sign-in page."})
-			return nil
-		}
+	// Login CSRF: the form carries no auth cookie yet, so claude_origin's
+	// check does not cover it. A foreign Origin, or a browser saying in
+	// Sec-Fetch-Site that the form came from another site (it may send no
+	// Origin), is refused.
+	if o := r.Header.Get("Origin"); (o != "" && !origin.SameOrigin(r, o)) || origin.CrossSiteFetch(r) {
+		h.render(w, http.StatusForbidden, form{Next: "/", Error: "Sign in from this site's own sign-in page."})
+		return nil
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
