@@ -44,6 +44,9 @@ type Session struct {
 	RefreshToken string
 	// RefreshExpires is when RefreshToken stops being accepted.
 	RefreshExpires time.Time
+	// Device is the device token of the client after a login (see
+	// LoginWithDevice); empty after a refresh.
+	Device string
 }
 
 // Service ties the pieces of the domain together for the HTTP layer.
@@ -92,30 +95,66 @@ func dummyHash(cost int) []byte {
 // Regulation keys.
 func userRegKey(username string) string { return "user:" + username }
 func addrRegKey(addr string) string     { return "addr:" + addr }
+func deviceRegKey(id string) string     { return "device:" + id }
 
 // Login checks a username and password from clientAddr and, when they are
-// right, starts a session. While the username or the address is banned it
-// returns a *BannedError without looking at the password; a wrong password,
-// an unknown user and a disabled account all return ErrInvalidCredentials
-// after the same bcrypt work. A successful login re-hashes a password stored
-// at another bcrypt cost than the configured one.
+// right, starts a session. It is LoginWithDevice without a device token.
 func (s *Service) Login(ctx context.Context, username, password, clientAddr string) (Session, error) {
+	return s.LoginWithDevice(ctx, username, password, clientAddr, "")
+}
+
+// LoginWithDevice checks a username and password from clientAddr and, when
+// they are right, starts a session. While the username or the address is
+// banned it returns a *BannedError without looking at the password; a wrong
+// password, an unknown user and a disabled account all return
+// ErrInvalidCredentials after the same bcrypt work. A successful login
+// re-hashes a password stored at another bcrypt cost than the configured
+// one.
+//
+// device is the device token the client presents (see IssueDevice), or "".
+// A client whose device token is for this username's account has signed in
+// to it before: the username's ban does not apply to it (failures from
+// rotating addresses would otherwise lock the real user out everywhere);
+// its own device's and address's bans do. A successful login returns the
+// device token to keep in Session.Device.
+func (s *Service) LoginWithDevice(ctx context.Context, username, password, clientAddr, device string) (Session, error) {
 	username = NormalizeUsername(username)
 	// A name that cannot exist gets no key of its own (it could be longer
 	// than the key column, or not UTF-8); the address still counts it.
-	var keys []string
-	if ValidUsername(username) == nil {
-		keys = append(keys, userRegKey(username))
+	validName := ValidUsername(username) == nil
+	if validName {
 		// Without this, guesses sent at once all pass the ban check before
 		// any failure is recorded. (Replicas still check in parallel: at most
 		// one extra guess each.)
 		defer loginAttempts.lock(username)()
 	}
+	var deviceID string
+	if validName && device != "" {
+		if id, uid, ok := s.Tokens.VerifyDevice(device); ok {
+			if acct, err := s.Users.ByName(ctx, username); err == nil && acct.ID == uid {
+				deviceID = id
+			}
+		}
+	}
+	// Failures count against the username, the address and the device; a
+	// known device is held to its own and its address's bans only.
+	var failKeys, banKeys []string
+	if validName {
+		failKeys = append(failKeys, userRegKey(username))
+		if deviceID == "" {
+			banKeys = append(banKeys, userRegKey(username))
+		}
+	}
+	if deviceID != "" {
+		failKeys = append(failKeys, deviceRegKey(deviceID))
+		banKeys = append(banKeys, deviceRegKey(deviceID))
+	}
 	if clientAddr != "" {
-		keys = append(keys, addrRegKey(clientAddr))
+		failKeys = append(failKeys, addrRegKey(clientAddr))
+		banKeys = append(banKeys, addrRegKey(clientAddr))
 	}
 	now := time.Now()
-	d, err := s.Regulator.Banned(ctx, now, keys...)
+	d, err := s.Regulator.Banned(ctx, now, banKeys...)
 	if err != nil {
 		return Session{}, err
 	}
@@ -126,16 +165,21 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 	switch {
 	case errors.Is(err, ErrUserNotFound):
 		checkPassword(s.dummyHash, password)
-		return Session{}, s.failed(ctx, now, keys)
+		return Session{}, s.failed(ctx, now, failKeys)
 	case err != nil:
 		return Session{}, err
 	}
 	ok := checkPassword(acct.passwordHash, password)
 	if !ok || acct.Disabled {
-		return Session{}, s.failed(ctx, now, keys)
+		return Session{}, s.failed(ctx, now, failKeys)
 	}
 	if err := s.Regulator.Reset(ctx, now, userRegKey(username)); err != nil {
 		return Session{}, err
+	}
+	if deviceID != "" {
+		if err := s.Regulator.Reset(ctx, now, deviceRegKey(deviceID)); err != nil {
+			return Session{}, err
+		}
 	}
 	if err := s.Users.rehashIfNeeded(ctx, acct, password); err != nil {
 		return Session{}, err
@@ -144,7 +188,16 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 	if err != nil {
 		return Session{}, err
 	}
-	return s.session(acct, refresh, rt)
+	sess, err := s.session(acct, refresh, rt)
+	if err != nil {
+		return Session{}, err
+	}
+	if deviceID != "" {
+		sess.Device = device
+	} else {
+		sess.Device = s.Tokens.IssueDevice(acct.ID)
+	}
+	return sess, nil
 }
 
 // failed records a failed login; an unrecorded failure would be a free
@@ -219,7 +272,13 @@ func (s *Service) Logout(ctx context.Context, access *Claims, refresh string) er
 // Authenticate verifies an access token and checks it against the revocation
 // list. Errors wrap ErrInvalidToken.
 func (s *Service) Authenticate(token string) (*Claims, error) {
-	c, err := s.Tokens.Verify(token)
+	return s.AuthenticateType(token, TokenTypeAccess)
+}
+
+// AuthenticateType is Authenticate for a token of type typ (TokenTypeAccess
+// or TokenTypeIDE).
+func (s *Service) AuthenticateType(token, typ string) (*Claims, error) {
+	c, err := s.Tokens.VerifyType(token, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -229,10 +288,11 @@ func (s *Service) Authenticate(token string) (*Claims, error) {
 	return c, nil
 }
 
-// IssueAccess signs an access token for a user already authenticated (for
-// instance on another host of the gateway), in the same session sid.
-func (s *Service) IssueAccess(u identity.User, sid string) (string, *Claims, error) {
-	return s.Tokens.Issue(u, sid)
+// IssueIDE signs an IDE token (valid on the IDE host only) for a user
+// already authenticated on the app host, in the same login session sid: the
+// app's logout or a revocation of the session ends it too.
+func (s *Service) IssueIDE(u identity.User, sid string) (string, *Claims, error) {
+	return s.Tokens.IssueType(TokenTypeIDE, u, sid)
 }
 
 // RevokeUser ends every session of an account and every access token issued

@@ -635,3 +635,54 @@ func TestRefreshConcurrentReuse(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginKnownDeviceSkipsUsernameBan: failures from rotating addresses ban
+// the username; the real user's browser, which signed in before and holds
+// its device token, still signs in, while a new client stays banned. The
+// known device stays subject to its own failure limit, and a device token of
+// another account, or a forged one, is no exemption.
+func TestLoginKnownDeviceSkipsUsernameBan(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := newTestService(t, db) // 3 failures ban
+		s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
+		s.Users.Create(ctx, "bob", "bob's password", identity.RoleUser)
+		first, err := s.Login(ctx, "alice", "alice's password", "10.0.0.1")
+		if err != nil || first.Device == "" {
+			t.Fatalf("first login: %+v %v", first, err)
+		}
+		bobs, err := s.Login(ctx, "bob", "bob's password", "10.0.0.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := s.Login(ctx, "alice", "wrong", "192.0.2."+strconv.Itoa(i+1)); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+		}
+		var banned *BannedError
+		for name, device := range map[string]string{
+			"no device token":        "",
+			"bob's device token":     bobs.Device,
+			"a forged device token":  first.Device[:len(first.Device)-2] + "AA",
+			"a token of another key": newTestTokens(t, TokenConfig{Key: otherKey}).IssueDevice(first.Access.Subject),
+		} {
+			if _, err := s.LoginWithDevice(ctx, "alice", "alice's password", "198.51.100.1", device); !errors.As(err, &banned) {
+				t.Errorf("new client with %s: err = %v, want the username ban", name, err)
+			}
+		}
+		sess, err := s.LoginWithDevice(ctx, "alice", "alice's password", "198.51.100.2", first.Device)
+		if err != nil || sess.Device != first.Device {
+			t.Fatalf("alice's own browser: %+v %v", sess, err)
+		}
+		// The known device's own failures ban it (from whatever address).
+		for i := range 3 {
+			if _, err := s.LoginWithDevice(ctx, "alice", "wrong", "203.0.113."+strconv.Itoa(i+1), first.Device); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("device failure %d: %v", i, err)
+			}
+		}
+		if _, err := s.LoginWithDevice(ctx, "alice", "alice's password", "203.0.113.9", first.Device); !errors.As(err, &banned) {
+			t.Fatalf("a device over its own limit: err = %v", err)
+		}
+	})
+}

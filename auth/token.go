@@ -28,8 +28,23 @@ const (
 	MaxLeeway = 5 * time.Minute
 )
 
-// TokenTypeAccess is the "typ" claim of access tokens.
-const TokenTypeAccess = "access"
+// Token types, the "typ" claim. Each type has its own audience, so a token
+// of one type is refused wherever another is wanted, even by a verifier that
+// looks at "aud" only.
+const (
+	// TokenTypeAccess is the app's access token: the app host, its APIs
+	// and the backend accept it.
+	TokenTypeAccess = "access"
+	// TokenTypeIDE is the IDE host's token, kept in that host's cookie: it
+	// is valid there only (audience TokenConfig.IDEAudience), as the IDE host
+	// serves user-controlled content that must not be able to act on the
+	// app host.
+	TokenTypeIDE = "ide"
+)
+
+// DefaultIDEAudienceSuffix makes the default audience of IDE tokens: the
+// access tokens' audience followed by it ("claude-gateway-ide").
+const DefaultIDEAudienceSuffix = "-ide"
 
 // ErrInvalidToken is returned (wrapped) for every token that must not be
 // accepted: bad signature, algorithm, claims, size or a revoked one.
@@ -44,7 +59,7 @@ type Claims struct {
 	Username string `json:"username"`
 	// Role is identity.RoleAdmin or identity.RoleUser.
 	Role string `json:"role"`
-	// Type is TokenTypeAccess.
+	// Type is TokenTypeAccess or TokenTypeIDE.
 	Type string `json:"typ"`
 	// SessionID is the refresh token family of the login that produced the
 	// token; revoking the session revokes every access token carrying it.
@@ -62,8 +77,12 @@ type TokenConfig struct {
 	Key []byte
 	// VerifyKeys are older keys still accepted for verification only (key rotation).
 	VerifyKeys [][]byte
-	// Issuer and Audience are written into tokens and required on verification.
+	// Issuer and Audience are written into access tokens and required on
+	// their verification.
 	Issuer, Audience string
+	// IDEAudience is the audience of IDE tokens. Default: Audience followed
+	// by DefaultIDEAudienceSuffix. It must differ from Audience.
+	IDEAudience string
 	// TTL is the lifetime of new access tokens.
 	TTL time.Duration
 	// Leeway is the clock skew tolerated on exp, nbf and iat.
@@ -74,12 +93,13 @@ type TokenConfig struct {
 	Now func() time.Time
 }
 
-// Tokens issues and verifies access tokens. It is safe for concurrent use.
+// Tokens issues and verifies access and IDE tokens. It is safe for
+// concurrent use.
 type Tokens struct {
-	cfg    TokenConfig
-	keys   jwt.VerificationKeySet
-	parser *jwt.Parser
-	cache  verifiedCache
+	cfg     TokenConfig
+	keys    jwt.VerificationKeySet
+	parsers map[string]*jwt.Parser // by token type; each requires its audience
+	cache   verifiedCache
 }
 
 // NewTokens checks cfg, fills in defaults and returns the Tokens it describes.
@@ -97,6 +117,12 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = DefaultAudience
+	}
+	if cfg.IDEAudience == "" {
+		cfg.IDEAudience = cfg.Audience + DefaultIDEAudienceSuffix
+	}
+	if cfg.IDEAudience == cfg.Audience {
+		return nil, fmt.Errorf("the IDE token audience %q is the access token audience: IDE tokens would open the app", cfg.IDEAudience)
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultAccessTTL
@@ -121,22 +147,47 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	for _, k := range cfg.VerifyKeys {
 		t.keys.Keys = append(t.keys.Keys, k)
 	}
-	t.parser = jwt.NewParser(
+	t.parsers = map[string]*jwt.Parser{
+		TokenTypeAccess: newParser(cfg, cfg.Audience),
+		TokenTypeIDE:    newParser(cfg, cfg.IDEAudience),
+	}
+	return t, nil
+}
+
+func newParser(cfg TokenConfig, audience string) *jwt.Parser {
+	return jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithIssuer(cfg.Issuer),
-		jwt.WithAudience(cfg.Audience),
+		jwt.WithAudience(audience),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(cfg.Now),
 		jwt.WithStrictDecoding(),
 	)
-	return t, nil
+}
+
+// audience is the audience of tokens of type typ.
+func (t *Tokens) audience(typ string) string {
+	if typ == TokenTypeIDE {
+		return t.cfg.IDEAudience
+	}
+	return t.cfg.Audience
 }
 
 // Issue signs a new access token for u, belonging to the login session sid
 // (may be empty).
 func (t *Tokens) Issue(u identity.User, sid string) (string, *Claims, error) {
+	return t.IssueType(TokenTypeAccess, u, sid)
+}
+
+// IssueType signs a new token of type typ (TokenTypeAccess or TokenTypeIDE)
+// for u, with that type's audience and the access token lifetime, belonging
+// to the login session sid (may be empty): revoking the session revokes it.
+func (t *Tokens) IssueType(typ string, u identity.User, sid string) (string, *Claims, error) {
+	if _, ok := t.parsers[typ]; !ok {
+		return "", nil, fmt.Errorf("unknown token type %q", typ)
+	}
 	if err := validUser(u); err != nil {
 		return "", nil, err
 	}
@@ -144,7 +195,7 @@ func (t *Tokens) Issue(u identity.User, sid string) (string, *Claims, error) {
 	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    t.cfg.Issuer,
-			Audience:  jwt.ClaimStrings{t.cfg.Audience},
+			Audience:  jwt.ClaimStrings{t.audience(typ)},
 			Subject:   u.ID,
 			ID:        RandomID(),
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -153,12 +204,12 @@ func (t *Tokens) Issue(u identity.User, sid string) (string, *Claims, error) {
 		},
 		Username:  u.Username,
 		Role:      u.Role,
-		Type:      TokenTypeAccess,
+		Type:      typ,
 		SessionID: sid,
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.cfg.Key)
 	if err != nil {
-		return "", nil, fmt.Errorf("signing an access token: %w", err)
+		return "", nil, fmt.Errorf("signing an %s token: %w", typ, err)
 	}
 	return s, c, nil
 }
@@ -170,21 +221,36 @@ func (t *Tokens) Issue(u identity.User, sid string) (string, *Claims, error) {
 // Service.Authenticate. A token verified before is found in a cache until
 // its exp, skipping the signature check.
 func (t *Tokens) Verify(token string) (*Claims, error) {
+	return t.VerifyType(token, TokenTypeAccess)
+}
+
+// VerifyType is Verify for a token of type typ: its "typ" claim must be typ
+// and its audience typ's own, so an IDE token is never an access token and
+// the other way round.
+func (t *Tokens) VerifyType(token, typ string) (*Claims, error) {
+	parser, ok := t.parsers[typ]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown token type %q", ErrInvalidToken, typ)
+	}
 	if len(token) > t.cfg.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes is over the %d-byte bound", ErrInvalidToken, len(token), t.cfg.MaxBytes)
 	}
+	// A cached token passed the checks of its own type, which its claims name.
 	if c, ok := t.cache.get(token, t.cfg.Now(), t.cfg.Leeway); ok {
+		if c.Type != typ {
+			return nil, fmt.Errorf("%w: typ %q is not %q", ErrInvalidToken, c.Type, typ)
+		}
 		cp := *c
 		return &cp, nil
 	}
 	c := new(Claims)
-	_, err := t.parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return t.keys, nil })
+	_, err := parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return t.keys, nil })
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	switch {
-	case c.Type != TokenTypeAccess:
-		return nil, fmt.Errorf("%w: typ %q is not %q", ErrInvalidToken, c.Type, TokenTypeAccess)
+	case c.Type != typ:
+		return nil, fmt.Errorf("%w: typ %q is not %q", ErrInvalidToken, c.Type, typ)
 	case c.ID == "":
 		return nil, fmt.Errorf("%w: no jti", ErrInvalidToken)
 	case c.IssuedAt == nil:

@@ -282,3 +282,58 @@ func TestVerifiedCacheBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenTypesDoNotMix: an IDE token (the IDE host's cookie) is refused
+// wherever an access token is wanted, and an access token wherever an IDE
+// token is, whichever of the two was verified (and cached) first.
+func TestTokenTypesDoNotMix(t *testing.T) {
+	tk := newTestTokens(t, TokenConfig{})
+	access, _, err := tk.Issue(alice, "family-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ide, ideClaims, err := tk.IssueType(TokenTypeIDE, alice, "family-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ideClaims.Type != TokenTypeIDE || len(ideClaims.Audience) != 1 || ideClaims.Audience[0] == DefaultAudience ||
+		ideClaims.Subject != alice.ID || ideClaims.SessionID != "family-1" {
+		t.Fatalf("IDE token claims: %+v", ideClaims)
+	}
+	for round := range 2 { // the second round finds both in the verified-token cache
+		if c, err := tk.VerifyType(ide, TokenTypeIDE); err != nil || c.User() != alice || c.SessionID != "family-1" {
+			t.Fatalf("round %d: the IDE token on the IDE host: %+v %v", round, c, err)
+		}
+		if c, err := tk.Verify(ide); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("round %d: the IDE token accepted as an access token: %+v", round, c)
+		}
+		if c, err := tk.Verify(access); err != nil || c.User() != alice {
+			t.Fatalf("round %d: the access token: %+v %v", round, c, err)
+		}
+		if c, err := tk.VerifyType(access, TokenTypeIDE); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("round %d: the access token accepted as an IDE token: %+v", round, c)
+		}
+	}
+	// Neither claim alone makes a token of the other type: typ and aud must
+	// both say it (a key holder could mint the mixed ones).
+	mixed := map[string]jwt.MapClaims{
+		"typ ide, app aud": func() jwt.MapClaims { c := validClaims(); c["typ"] = TokenTypeIDE; return c }(),
+		"typ access, IDE aud": func() jwt.MapClaims {
+			c := validClaims()
+			c["aud"] = DefaultAudience + DefaultIDEAudienceSuffix
+			return c
+		}(),
+	}
+	for name, c := range mixed {
+		tok := sign(t, jwt.SigningMethodHS256, testKey, c)
+		if got, err := tk.Verify(tok); err == nil {
+			t.Errorf("%s accepted as an access token: %+v", name, got)
+		}
+		if got, err := tk.VerifyType(tok, TokenTypeIDE); err == nil {
+			t.Errorf("%s accepted as an IDE token: %+v", name, got)
+		}
+	}
+	if _, err := tk.VerifyType(access, "refresh"); err == nil {
+		t.Error("an unknown token type was verified")
+	}
+}

@@ -22,7 +22,8 @@ import (
 type stack struct {
 	gw                     *gatewaytest.Gateway
 	frontend, backend, ide *gatewaytest.Upstream
-	token                  string
+	// token opens the app host, ideToken the IDE host (neither opens the other).
+	token, ideToken string
 }
 
 func startStack(t *testing.T, env map[string]string) *stack {
@@ -44,7 +45,16 @@ func startStack(t *testing.T, env map[string]string) *stack {
 	}
 	s.gw = gatewaytest.Start(t, gatewaytest.Options{Env: e})
 	s.token = gatewaytest.AccessToken(t, gatewaytest.TestSecret, "1", "admin", "admin", time.Hour)
+	s.ideToken = gatewaytest.IDEToken(t, gatewaytest.TestSecret, "1", "admin", "admin", time.Hour)
 	return s
+}
+
+// tokenFor is the token that opens the host of rawURL.
+func (s *stack) tokenFor(rawURL string) string {
+	if strings.Contains(rawURL, "://ide.localhost:") {
+		return s.ideToken
+	}
+	return s.token
 }
 
 func (s *stack) appOrigin() string { return fmt.Sprintf("https://localhost:%d", s.gw.HTTPSPort) }
@@ -57,7 +67,7 @@ func (s *stack) get(t *testing.T, url string, header http.Header) (*http.Respons
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Authorization", "Bearer "+s.tokenFor(url))
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -125,7 +135,7 @@ func (s *stack) dialWS(t *testing.T, ctx context.Context, url, origin string) *w
 	tr := s.gw.Transport()
 	tr.ForceAttemptHTTP2 = false
 	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
-	h := http.Header{"Origin": {origin}, "Authorization": {"Bearer " + s.token}}
+	h := http.Header{"Origin": {origin}, "Authorization": {"Bearer " + s.tokenFor(url)}}
 	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: h})
 	if err != nil {
 		status := 0

@@ -124,7 +124,7 @@ func (h *APIHandler) login(w http.ResponseWriter, r *http.Request) error {
 		return apierror.New(http.StatusBadRequest, "invalid_request",
 			`Send a JSON body {"username": "...", "password": "..."}.`)
 	}
-	sess, err := h.auth.Login(r.Context(), body.Username, body.Password, ClientIP(r))
+	sess, err := h.auth.LoginWithDevice(r.Context(), body.Username, body.Password, ClientIP(r), DeviceToken(r))
 	if err != nil {
 		return LoginError(w, err)
 	}

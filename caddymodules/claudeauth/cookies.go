@@ -20,7 +20,19 @@ const (
 	AccessCookie = "__Host-claude_access"
 	// RefreshCookie holds the refresh token, read only by claude_auth_api.
 	RefreshCookie = "__Host-claude_refresh"
+	// DeviceCookie holds the device token of a browser that signed in on
+	// the app host (long-lived, kept after logout), read only by the login
+	// handlers: it exempts the browser from its account's username ban. It
+	// authenticates nothing.
+	DeviceCookie = "__Host-claude_device"
 )
+
+// credentialCookies are the cookies claude_auth removes before upstreams:
+// the gateway's own and the device cookie.
+var credentialCookies = []string{AccessCookie, RefreshCookie, DeviceCookie}
+
+// deviceCookieMaxAge is the device cookie's lifetime in seconds.
+const deviceCookieMaxAge = auth.DeviceTTLDays * 24 * 60 * 60
 
 // CookieNames lists the gateway's own cookies, for handlers that must not let
 // them reach an upstream (code-server).
@@ -44,12 +56,29 @@ func SetRefreshCookie(w http.ResponseWriter, token string, expires time.Time) {
 	})
 }
 
-// SetSessionCookies sets both cookies of a session.
+// SetSessionCookies sets both cookies of a session, and the device cookie
+// after a login.
 func SetSessionCookies(w http.ResponseWriter, s auth.Session) {
 	SetAccessCookie(w, s.AccessToken, s.Access.ExpiresAt.Time)
 	if s.RefreshToken != "" {
 		SetRefreshCookie(w, s.RefreshToken, s.RefreshExpires)
 	}
+	if s.Device != "" {
+		http.SetCookie(w, &http.Cookie{
+			Name: DeviceCookie, Value: s.Device, Path: "/",
+			MaxAge: deviceCookieMaxAge, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
+		})
+	}
+}
+
+// DeviceToken is the device token r presents in the device cookie, or "".
+// Several device cookies present none.
+func DeviceToken(r *http.Request) string {
+	cs := r.CookiesNamed(DeviceCookie)
+	if len(cs) != 1 {
+		return ""
+	}
+	return cs[0].Value
 }
 
 // ClearSessionCookies tells the browser to drop both cookies.

@@ -974,3 +974,78 @@ func TestRefreshCookieCannotBePlanted(t *testing.T) {
 		}
 	})
 }
+
+// TestUsernameBanSparesKnownDevice: five wrong passwords for "admin" from
+// rotating addresses ban the username. The real admin's browser, which
+// signed in before and keeps its device cookie, still signs in from a new
+// address; a new client (no device cookie, or a forged one) stays banned; and
+// the known browser stays subject to its own failure limit. On SQLite and
+// MariaDB.
+func TestUsernameBanSparesKnownDevice(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(gatewaytest.RepoRoot(t), "Caddyfile.dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let the test pick its client addresses through X-Forwarded-For, as
+	// clients behind a trusted proxy have theirs.
+	cfg := strings.Replace(string(b), "\tservers {\n", "\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t\tclient_ip_headers X-Forwarded-For\n", 1)
+	if cfg == string(b) {
+		t.Fatal("Caddyfile.dev has no servers block to extend")
+	}
+	for name, db := range testenv.Databases(t) {
+		t.Run(name, func(t *testing.T) {
+			up := gatewaytest.NewUpstream(t, "backend")
+			g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: map[string]string{
+				"BACKEND_UPSTREAM": up.Addr(), "FRONTEND_UPSTREAM": up.Addr(), "CODE_SERVER_UPSTREAM": up.Addr(),
+				"SECRET_KEY": gatewaytest.TestSecret, "CLAUDE_DATABASE": db, "CLAUDE_ADMIN_PASSWORD": adminPassword,
+				"RATE_LIMIT_LOGIN": "10000/min", "RATE_LIMIT_PER_MINUTE": "100000",
+			}})
+			login := func(password, addr, device string) *http.Response {
+				t.Helper()
+				req, _ := http.NewRequest(http.MethodPost, g.URL("localhost", "/api/auth/login"),
+					strings.NewReader(fmt.Sprintf(`{"username":"admin","password":%q}`, password)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Forwarded-For", addr)
+				if device != "" {
+					req.Header.Set("Cookie", claudeauth.DeviceCookie+"="+device)
+				}
+				resp, err := g.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp
+			}
+			resp := login(adminPassword, "10.1.1.1", "")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("first sign-in: %d", resp.StatusCode)
+			}
+			dc := cookie(t, resp, claudeauth.DeviceCookie)
+			if !dc.HttpOnly || !dc.Secure || dc.Path != "/" || dc.Domain != "" || dc.MaxAge < 30*24*3600 {
+				t.Errorf("device cookie attributes: %+v", dc)
+			}
+			for i := range 5 {
+				if r := login("guess-"+strconv.Itoa(i), fmt.Sprintf("203.0.113.%d", i+1), ""); r.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("guess %d: %d", i, r.StatusCode)
+				}
+			}
+			for what, device := range map[string]string{"no device cookie": "", "a forged device cookie": dc.Value[:len(dc.Value)-4] + "AAAA"} {
+				if r := login(adminPassword, "198.51.100.1", device); r.StatusCode != http.StatusTooManyRequests {
+					t.Errorf("new client (%s) after the username ban: %d, want 429", what, r.StatusCode)
+				}
+			}
+			if r := login(adminPassword, "198.51.100.2", dc.Value); r.StatusCode != http.StatusOK {
+				t.Fatalf("the admin's own browser after the username ban: %d, want 200", r.StatusCode)
+			}
+			// The known browser's own failures ban it, whatever its address.
+			for i := range 5 {
+				if r := login("wrong-"+strconv.Itoa(i), fmt.Sprintf("192.0.2.%d", i+1), dc.Value); r.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("device guess %d: %d", i, r.StatusCode)
+				}
+			}
+			if r := login(adminPassword, "192.0.2.99", dc.Value); r.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("a known browser over its own failure limit: %d, want 429", r.StatusCode)
+			}
+		})
+	}
+}

@@ -40,14 +40,26 @@ const (
 	PlaceholderUserRole = "http.auth.user.role"
 	// PlaceholderMethod is "bearer" or "cookie": how the token came.
 	PlaceholderMethod = "http.auth.method"
+	// PlaceholderTokenType is the verified token's type: "access" or "ide".
+	PlaceholderTokenType = "http.auth.token_type"
 )
 
-// Handler requires a valid, unrevoked access token (Authorization: Bearer,
-// or the gateway's access cookie; never the query string) on every request
-// except the public paths. On success the user goes into the request context
+// Token types a claude_auth handler accepts (its `token` option).
+const (
+	// TokenAccess is the app's access token: the app host's setting.
+	TokenAccess = auth.TokenTypeAccess
+	// TokenIDE is the IDE host's token, set by claude_ide_gate when it
+	// redeems a ticket: the IDE host's setting.
+	TokenIDE = auth.TokenTypeIDE
+)
+
+// Handler requires a valid, unrevoked token of its type (Token: the app's
+// access token, or the IDE host's token) as Authorization: Bearer or the
+// gateway's access cookie (never the query string) on every request except
+// the public paths. On success the user goes into the request context
 // (identity.NewContext), the placeholders {http.auth.user.id},
-// {http.auth.user.username}, {http.auth.user.role} and {http.auth.method},
-// and the X-Auth-User-Id/-Name/-Role headers sent upstream. On every
+// {http.auth.user.username}, {http.auth.user.role}, {http.auth.method} and
+// {http.auth.token_type}, and the X-Auth-User-Id/-Name/-Role headers sent upstream. On every
 // request, public or not, it removes what an upstream must not get or
 // trust: client-sent identity headers, the gateway's cookies and a Bearer
 // Authorization header (unless ForwardToken), Connection options naming
@@ -73,6 +85,14 @@ type Handler struct {
 	// neither the gateway's cookies nor a client's Bearer header.
 	ForwardToken bool `json:"forward_token,omitempty"`
 
+	// Token is the type of token accepted: "access" (default), the app's
+	// access token, for the app host; or "ide", the IDE host's own token,
+	// for the IDE host, which then refuses the app's access tokens (it
+	// serves user-controlled content and gets least privilege). The app
+	// host never accepts an IDE token. Whether it comes as a Bearer token
+	// or as the cookie does not change which type is accepted.
+	Token string `json:"token,omitempty"`
+
 	// LoginURL is where browser navigations without a valid token are sent,
 	// with `next` set to the requested path and query. Placeholders are
 	// expanded. Default: "/auth/login".
@@ -94,6 +114,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision acquires the auth service and compiles the public paths.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if h.Token == "" {
+		h.Token = TokenAccess
+	}
 	if h.LoginURL == "" {
 		h.LoginURL = "/auth/login"
 	}
@@ -110,6 +133,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) Validate() error {
 	if err := requestpath.Patterns(h.Public).Validate(); err != nil {
 		return fmt.Errorf("claude_auth: public: %w", err)
+	}
+	switch h.Token {
+	case TokenAccess, TokenIDE:
+	default:
+		return fmt.Errorf("claude_auth: token %q: want %q or %q", h.Token, TokenAccess, TokenIDE)
 	}
 	return nil
 }
@@ -206,7 +234,7 @@ func (h *Handler) authenticate(tok string) (*auth.Claims, error) {
 	if tok == "" {
 		return nil, ErrNoToken
 	}
-	return h.auth.Authenticate(tok)
+	return h.auth.AuthenticateType(tok, h.Token)
 }
 
 // presentedKey is the context key of the token a request presented.
@@ -239,6 +267,7 @@ func SetIdentity(r *http.Request, claims *auth.Claims, method string) *http.Requ
 		repl.Set(PlaceholderUserName, u.Username)
 		repl.Set(PlaceholderUserRole, u.Role)
 		repl.Set(PlaceholderMethod, method)
+		repl.Set(PlaceholderTokenType, claims.Type)
 	}
 	r.Header.Set(HeaderUserID, u.ID)
 	r.Header.Set(HeaderUserName, u.Username)
@@ -304,6 +333,7 @@ func SafeNext(p string) string {
 //
 //	claude_auth [<matcher>] {
 //	    public    <path...>
+//	    token     access|ide
 //	    login_url <url>
 //	    forward_token
 //	}
@@ -325,6 +355,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ForwardToken = true
+		case "token":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Token = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		case "login_url":
 			if !d.NextArg() {
 				return d.ArgErr()

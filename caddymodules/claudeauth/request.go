@@ -36,15 +36,23 @@ func TokenFromRequest(r *http.Request) (token, method string) {
 	return "", ""
 }
 
-// UserFromRequest verifies the token r presents (see TokenFromRequest)
-// against the signature, claims and revocation list. It returns the claims
-// and how the token came; errors wrap auth.ErrInvalidToken.
+// UserFromRequest verifies the access token r presents (see
+// TokenFromRequest) against the signature, claims and revocation list. It
+// returns the claims and how the token came; errors wrap auth.ErrInvalidToken.
+// An IDE token is refused.
 func (a *Auth) UserFromRequest(r *http.Request) (*auth.Claims, string, error) {
+	return a.UserFromRequestType(r, auth.TokenTypeAccess)
+}
+
+// UserFromRequestType is UserFromRequest for a token of type typ
+// (auth.TokenTypeAccess or auth.TokenTypeIDE); a token of another type is
+// refused.
+func (a *Auth) UserFromRequestType(r *http.Request, typ string) (*auth.Claims, string, error) {
 	tok, method := TokenFromRequest(r)
 	if tok == "" {
 		return nil, "", ErrNoToken
 	}
-	c, err := a.Authenticate(tok)
+	c, err := a.AuthenticateType(tok, typ)
 	if err != nil {
 		return nil, method, err
 	}

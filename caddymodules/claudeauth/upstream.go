@@ -68,7 +68,7 @@ func GuardConnectionHeader(r *http.Request) {
 // StripCredentials removes the gateway's cookies and a Bearer Authorization
 // header from r: upstreams get the identity headers, not the token.
 func StripCredentials(r *http.Request) {
-	StripCookies(r, CookieNames)
+	StripCookies(r, credentialCookies)
 	if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") {
 		r.Header.Del("Authorization")
 	}

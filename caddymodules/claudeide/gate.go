@@ -13,6 +13,7 @@ import (
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/ideticket"
 	"github.com/claude-gateway/claude-gateway/origin"
 )
@@ -34,13 +35,17 @@ func init() {
 //   - `GET <callback_path>?ticket=…` redeems a ticket issued by the app host's
 //     `claude_ide_handoff` for this host's origin, provided the browser's
 //     state cookie is the one the ticket is bound to; it then sets this
-//     host's own access cookie (host-only, HttpOnly, Secure) with a token of
-//     the same login session, clears the state cookie and redirects to the
-//     path the visitor asked for. An unknown, expired or replayed ticket,
+//     host's own access cookie (host-only, HttpOnly, Secure) with an IDE
+//     token of the same user and login session (type "ide", its own
+//     audience: valid on the IDE host only, never on the app host), clears
+//     the state cookie and redirects to the path the visitor asked for. An unknown, expired or replayed ticket,
 //     or one from a sign-on another browser started (login CSRF), gets 403
 //     and no cookie; the ticket is spent either way.
 //   - Every other request passes on without the gateway's cookies (and the
-//     state cookie), so code-server never sees a token.
+//     state cookie), so code-server never sees a token, provided claude_auth
+//     verified an IDE token for it (`token ide`); anything else is a
+//     configuration error, answered 500 and logged, so that an app token
+//     never opens the IDE host.
 type Gate struct {
 	// HandoffURL is the app host's `claude_ide_handoff` URL, such as
 	// https://example.com/auth/ide. Placeholders are expanded. Required.
@@ -148,8 +153,26 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	case g.StartPath:
 		return g.start(w, r)
 	}
+	if !g.ideTokenVerified(r) {
+		g.logger.Error("request without an IDE token's identity refused: put claude_auth with `token ide` before claude_ide_gate",
+			zap.String("uri", r.URL.Path))
+		return caddyhttp.Error(http.StatusInternalServerError, errors.New("claude_ide_gate: no IDE token was verified for the request"))
+	}
 	claudeauth.StripCookies(r, g.strip)
 	return next.ServeHTTP(w, r)
+}
+
+// ideTokenVerified reports whether claude_auth verified an IDE token for r.
+func (g *Gate) ideTokenVerified(r *http.Request) bool {
+	if _, ok := identity.FromContext(r.Context()); !ok {
+		return false
+	}
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return false
+	}
+	typ, _ := repl.GetString(claudeauth.PlaceholderTokenType)
+	return typ == claudeauth.TokenIDE
 }
 
 func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
@@ -186,7 +209,7 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
-	token, claims, err := g.auth.IssueAccess(grant.User, grant.SessionID)
+	token, claims, err := g.auth.IssueIDE(grant.User, grant.SessionID)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}

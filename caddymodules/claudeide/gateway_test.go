@@ -2,6 +2,7 @@ package claudeide_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -490,5 +491,140 @@ func TestIDEHandoffWithoutState(t *testing.T) {
 		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
 			t.Errorf("hand-off %s: %d Location %q, want %q", q, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
+	}
+}
+
+// TestIDETokenOnlyOnIDEHost: the IDE host serves user-controlled content
+// (code-server's port proxy), so its cookie holds a token good there only.
+// Taken from the IDE host and presented to the app host, as a Bearer token
+// or as the app's cookie, it opens nothing: not /api/auth/me, not an
+// admin-only route, not the gateway's session or run APIs, not a backend
+// route or WebSocket. Conversely the app's access token does not open the
+// IDE host. The IDE token still names the user and the login session, and
+// the app's logout ends it (TestIDESignOn).
+func TestIDETokenOnlyOnIDEHost(t *testing.T) {
+	s := startStack(t)
+	appCookie := s.login(t)
+	appToken := strings.TrimPrefix(appCookie, claudeauth.AccessCookie+"=")
+	callback, state := s.handoff(t, appCookie, "/")
+	resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
+	c := ideCookieOf(resp)
+	if resp.StatusCode != http.StatusFound || c == nil {
+		t.Fatalf("callback: %d %v", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	ideToken := c.Value
+
+	// The token says what it is: typ "ide", its own audience, the user and
+	// the app login's session, so owner checks and logout work on it.
+	ideClaims, appClaims := payload(t, ideToken), payload(t, appToken)
+	if ideClaims["typ"] != "ide" || fmt.Sprint(ideClaims["aud"]) == fmt.Sprint(appClaims["aud"]) ||
+		ideClaims["sub"] != appClaims["sub"] || ideClaims["sid"] != appClaims["sid"] || ideClaims["sid"] == nil {
+		t.Fatalf("IDE token claims %v, app token claims %v", ideClaims, appClaims)
+	}
+
+	// It opens the IDE host, as a cookie.
+	if resp, body := s.do(t, http.MethodGet, s.ideOrigin()+"/", map[string]string{"Cookie": c.Name + "=" + ideToken}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("IDE host with the IDE cookie: %d %s", resp.StatusCode, body)
+	}
+
+	// Nothing on the app host.
+	app := []struct{ method, path string }{
+		{http.MethodGet, "/api/auth/me"},
+		{http.MethodPost, "/api/executor/cleanup"}, // admin only
+		{http.MethodGet, "/api/sessions"},
+		{http.MethodPost, "/api/sessions"},
+		{http.MethodGet, "/api/backend/route"},
+		{http.MethodGet, "/"},
+	}
+	for _, r := range app {
+		for _, how := range []map[string]string{
+			{"Authorization": "Bearer " + ideToken},
+			{"Cookie": claudeauth.AccessCookie + "=" + ideToken, "Origin": s.app()},
+		} {
+			hits := s.frontend.Hits.Load()
+			resp, body := s.do(t, r.method, s.app()+r.path, how)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("app host %s %s with the IDE token (%v): %d %s", r.method, r.path, how, resp.StatusCode, body)
+			}
+			if s.frontend.Hits.Load() != hits {
+				t.Errorf("app host %s %s with the IDE token reached an upstream", r.method, r.path)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, wsResp, err := websocket.Dial(ctx, "wss://localhost:"+fmt.Sprint(s.gw.HTTPSPort)+"/ws/agent", &websocket.DialOptions{
+		HTTPClient: s.gw.Client(),
+		HTTPHeader: http.Header{"Origin": {s.app()}, "Cookie": {claudeauth.AccessCookie + "=" + ideToken}},
+	})
+	if err == nil {
+		ws.CloseNow()
+		t.Fatal("app host WebSocket opened with the IDE token")
+	}
+	if wsResp == nil || wsResp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("app host WebSocket with the IDE token: %v", err)
+	}
+
+	// The app's token does not open the IDE host, neither as its cookie nor
+	// as a Bearer token.
+	for _, how := range []map[string]string{
+		{"Cookie": claudeauth.AccessCookie + "=" + appToken},
+		{"Authorization": "Bearer " + appToken},
+	} {
+		hits := s.ide.Hits.Load()
+		resp, body := s.do(t, http.MethodGet, s.ideOrigin()+"/", how)
+		if resp.StatusCode != http.StatusUnauthorized || s.ide.Hits.Load() != hits {
+			t.Errorf("IDE host with the app token (%v): %d %s, code-server hits +%d", how, resp.StatusCode, body, s.ide.Hits.Load()-hits)
+		}
+	}
+	// The same app token is good on the app host: the refusals above are
+	// about the host, not a broken token.
+	if resp, body := s.do(t, http.MethodGet, s.app()+"/api/auth/me", map[string]string{"Authorization": "Bearer " + appToken}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("app token on the app host: %d %s", resp.StatusCode, body)
+	}
+}
+
+// payload decodes a JWT's claims without verifying them.
+func payload(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestIDECallbackFloodLimited: the callback needs no token and each
+// redemption is a database write; one client sending forged tickets as fast
+// as it can is stopped per client IP (RATE_LIMIT_IDE_SIGNON, 30/min).
+func TestIDECallbackFloodLimited(t *testing.T) {
+	s := startStack(t)
+	refused, limited := 0, 0
+	var last *http.Response
+	for i := 0; i < 45; i++ {
+		resp, _ := s.do(t, http.MethodGet, s.ideOrigin()+"/auth/ide/callback?ticket="+strings.Repeat("A", 42)+string(rune('A'+i%26)), nil)
+		switch resp.StatusCode {
+		case http.StatusForbidden:
+			refused++
+		case http.StatusTooManyRequests:
+			limited++
+			last = resp
+		default:
+			t.Fatalf("callback %d: %d", i, resp.StatusCode)
+		}
+	}
+	if limited == 0 || refused > 30 {
+		t.Fatalf("45 forged callbacks from one address: %d read (403), %d limited (429)", refused, limited)
+	}
+	if last.Header.Get("Retry-After") == "" {
+		t.Errorf("429 without Retry-After: %v", last.Header)
 	}
 }

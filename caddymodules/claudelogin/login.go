@@ -145,7 +145,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		h.render(w, http.StatusBadRequest, f)
 		return nil
 	}
-	sess, err := h.auth.Login(r.Context(), f.Username, password, claudeauth.ClientIP(r))
+	sess, err := h.auth.LoginWithDevice(r.Context(), f.Username, password, claudeauth.ClientIP(r), claudeauth.DeviceToken(r))
 	if err != nil {
 		ae, ok := claudeauth.LoginError(w, err).(*apierror.Error)
 		if !ok {

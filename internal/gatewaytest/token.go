@@ -41,3 +41,30 @@ func AccessToken(t testing.TB, secret, userID, username, role string, ttl time.D
 	}
 	return s
 }
+
+// IDETokenAudience is the audience of IDE tokens unless configured otherwise.
+const IDETokenAudience = TokenAudience + "-ide"
+
+// IDEToken mints an HS256 IDE token (typ "ide", the IDE audience) the way
+// claude_ide_gate does when it redeems a ticket: valid on the IDE host only.
+func IDEToken(t testing.TB, secret, userID, username, role string, ttl time.Duration) string {
+	t.Helper()
+	now := time.Now()
+	claims := jwt.MapClaims{
+		"iss":      TokenIssuer,
+		"aud":      IDETokenAudience,
+		"sub":      userID,
+		"username": username,
+		"role":     role,
+		"typ":      "ide",
+		"jti":      "test-" + testenv.RandomHex(12),
+		"iat":      now.Unix(),
+		"nbf":      now.Unix(),
+		"exp":      now.Add(ttl).Unix(),
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
