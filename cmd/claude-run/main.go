@@ -27,17 +27,6 @@ func main() {
 		usage()
 	}
 	switch os.Args[1] {
-	case runner.ChildArg:
-		args := os.Args[2:]
-		if len(args) > 0 && args[0] == "--" {
-			args = args[1:]
-		}
-		if len(args) == 0 {
-			usage()
-		}
-		err := runner.ExecChild(args)
-		fmt.Fprintf(os.Stderr, "claude-run: %s: %v\n", args[0], err)
-		os.Exit(127)
 	case "exec":
 		fs := flag.NewFlagSet("exec", flag.ExitOnError)
 		id := fs.String("id", "", "the run's id")

@@ -16,9 +16,8 @@ import (
 // prSetChildSubreaper is prctl's PR_SET_CHILD_SUBREAPER.
 const prSetChildSubreaper = 36
 
-// ChildArg is the helper's first argument when it re-executes itself as the
-// program's process: it raises its OOM score and then becomes the program.
-const ChildArg = "__child"
+// oomScoreFile is this process's OOM score adjustment.
+const oomScoreFile = "/proc/self/oom_score_adj"
 
 // Options describe one run.
 type Options struct {
@@ -70,10 +69,6 @@ func Run(o Options) (Result, error) {
 	}
 	oomBefore, oomKnown := OOMKills()
 
-	self, err := os.Executable()
-	if err != nil {
-		return Result{}, fmt.Errorf("locating the helper: %w", err)
-	}
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
 		return Result{}, err
@@ -82,12 +77,34 @@ func Run(o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cmd := exec.Command(self, append([]string{ChildArg, "--"}, o.Argv...)...)
+	path, err := exec.LookPath(o.Argv[0])
+	if err != nil {
+		// The program's own error, as a shell reports it.
+		fmt.Fprintf(stderrW, "claude-run: %s: %v\n", o.Argv[0], err)
+		stdoutW.Close()
+		stderrW.Close()
+		res := Result{ExitCode: 127}
+		drain(out, stdoutR, stderrR)
+		return res, out.WriteResult(res)
+	}
+	cmd := exec.Command(path, o.Argv[1:]...)
 	cmd.Args[0] = o.Argv[0]
 	cmd.Env = append(os.Environ(), EnvRunID+"="+o.RunID)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, stdoutW, stderrW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// The program starts with the highest OOM score, so the kernel kills
+	// it, not the IDE, when the workspace runs out of memory. The score is
+	// raised on this process, inherited at the fork, and lowered back here
+	// (down to the floor it started from, which needs no privilege).
+	ownScore, _ := os.ReadFile(oomScoreFile)
+	if err := os.WriteFile(oomScoreFile, []byte("1000"), 0); err != nil {
+		fmt.Fprintf(os.Stderr, "claude-run: raising the OOM score: %v\n", err)
+	}
+	err = cmd.Start()
+	if len(ownScore) > 0 {
+		os.WriteFile(oomScoreFile, ownScore, 0)
+	}
+	if err != nil {
 		return Result{}, fmt.Errorf("starting the program: %w", err)
 	}
 	stdoutW.Close()
@@ -241,18 +258,14 @@ func reapAll() int {
 	return killed
 }
 
-// ExecChild is the re-executed helper's part: it raises its OOM score to the
-// maximum, so that the kernel kills the run before anything else of the
-// workspace (the IDE), and becomes the program. It returns only on failure.
-func ExecChild(argv []string) error {
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
-		fmt.Fprintf(os.Stderr, "claude-run: raising the OOM score: %v\n", err)
+// drain sends what is in the pipes (their writers closed) as frames.
+func drain(out *FrameWriter, stdout, stderr *os.File) {
+	for kind, r := range map[byte]*os.File{FrameStdout: stdout, FrameStderr: stderr} {
+		if b, err := io.ReadAll(r); err == nil && len(b) > 0 {
+			out.Write(kind, b)
+		}
+		r.Close()
 	}
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return err
-	}
-	return syscall.Exec(path, argv, os.Environ())
 }
 
 // Kill ends the run runID in this container: it marks the run as killed
