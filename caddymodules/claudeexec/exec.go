@@ -74,6 +74,12 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 	if err := h.sessions.Touch(ctx, id); err != nil && !errors.Is(err, context.Canceled) {
 		h.logger.Warn("touching the session before a run", zap.String("session", id), zap.Error(err))
 	}
+	// A session a run took past its quota gets no further run until files
+	// are removed.
+	if err := h.sessions.CheckQuota(id); err != nil {
+		h.sessionError(w, r, err)
+		return
+	}
 	// A run may outlast the session timeout: it is activity all along.
 	defer h.sessions.KeepActive(ctx, id)()
 	spec := executor.Spec{
@@ -85,12 +91,19 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 		UserID:    user.ID,
 		Workspace: h.workspaceOf(id, user.ID),
 	}
+	// A run that writes the session past its quota is stopped.
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer h.watchQuota(runCtx, cancel, id)()
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-		h.stream(w, r, spec)
+		h.stream(w, r.WithContext(runCtx), spec)
 		return
 	}
-	res, err := h.exec.Run(ctx, spec)
+	res, err := h.exec.Run(runCtx, spec)
 	if err != nil {
+		if errors.Is(context.Cause(runCtx), errRunOverQuota) {
+			err = errRunOverQuota
+		}
 		h.runError(w, r, err)
 		return
 	}
@@ -134,12 +147,15 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, spec executor.S
 	spec.Stdout = ev.sink("stdout")
 	spec.Stderr = ev.sink("stderr")
 	res, err := h.exec.Run(r.Context(), spec)
+	if err != nil && errors.Is(context.Cause(r.Context()), errRunOverQuota) {
+		err = errRunOverQuota
+	}
 	if err != nil {
 		if !ev.opened() {
 			h.runError(w, r, err)
 			return
 		}
-		if r.Context().Err() != nil {
+		if r.Context().Err() != nil && !errors.Is(err, errRunOverQuota) {
 			return // the client is gone
 		}
 		e := h.toAPIError(r, err)
@@ -209,7 +225,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // runError answers a failed run.
 func (h *Handler) runError(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
+	if r.Context().Err() != nil && !errors.Is(err, errRunOverQuota) {
 		return // the client is gone; its run was killed
 	}
 	e := h.toAPIError(r, err)
@@ -231,6 +247,9 @@ func (h *Handler) toAPIError(r *http.Request, err error) *apierror.Error {
 	var busy *executor.BusyError
 	var limit *workspaces.LimitError
 	switch {
+	case errors.Is(err, errRunOverQuota):
+		return apierror.Wrap(err, http.StatusInsufficientStorage, "quota_exceeded",
+			"The run was stopped: it wrote more than the session's storage quota. Remove files to run or upload again.")
 	case errors.As(err, &spec):
 		return apierror.Wrap(err, http.StatusBadRequest, spec.Code, upperFirst(spec.Message)+".")
 	case errors.As(err, &busy):
@@ -271,6 +290,11 @@ func (h *Handler) toAPIError(r *http.Request, err error) *apierror.Error {
 func (h *Handler) sessionError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, sessions.ErrNotFound) {
 		apierror.Write(w, apierror.Wrap(err, http.StatusNotFound, "session_not_found", "No such session."))
+		return
+	}
+	if errors.Is(err, sessions.ErrQuotaExceeded) {
+		apierror.Write(w, apierror.Wrap(err, http.StatusInsufficientStorage, "quota_exceeded",
+			"The session holds more than its storage quota; remove files before running code."))
 		return
 	}
 	if r.Context().Err() != nil {

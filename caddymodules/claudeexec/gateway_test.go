@@ -811,3 +811,34 @@ func TestQueueFairShare(t *testing.T) {
 		t.Errorf("alice: %d ran, %d got 429; want %d and %d", ok, busy, want, flood-want)
 	}
 }
+
+// TestRunPastTheQuota: a run that keeps writing past a 1 MiB session quota
+// is stopped and answered 507; the session then refuses uploads and runs
+// with 507 until the files are removed.
+func TestRunPastTheQuota(t *testing.T) {
+	t.Parallel()
+	w := startEnv(t, map[string]string{"SESSION_QUOTA": "1048576", "MAX_FILE_SIZE": "1048576"}, "timeout 60", "max_timeout 60")
+	id := w.session(w.alice)
+	begin := time.Now()
+	r, _ := w.exec(w.alice, id, "bash", "mkdir -p junk; i=0; while true; do head -c 65536 /dev/zero > junk/f$i; i=$((i+1)); done")
+	if r.status != http.StatusInsufficientStorage || r.code() != "quota_exceeded" {
+		t.Fatalf("a run writing without end: %d %s", r.status, r.body)
+	}
+	t.Logf("stopped after %s", time.Since(begin))
+	files := "/api/sessions/" + id + "/files/"
+	if r := w.do("PUT", files+"small.txt", w.alice, strings.NewReader("x")); r.status != http.StatusInsufficientStorage || r.code() != "quota_exceeded" {
+		t.Errorf("an upload to a session over its quota: %d %s", r.status, r.body)
+	}
+	if r, _ := w.exec(w.alice, id, "bash", "echo hi"); r.status != http.StatusInsufficientStorage || r.code() != "quota_exceeded" {
+		t.Errorf("a run in a session over its quota: %d %s", r.status, r.body)
+	}
+	if r := w.do("DELETE", files+"junk/", w.alice, nil); r.status != http.StatusNoContent {
+		t.Fatalf("deleting the run's files: %d %s", r.status, r.body)
+	}
+	if r := w.do("PUT", files+"small.txt", w.alice, strings.NewReader("x")); r.status != http.StatusCreated {
+		t.Errorf("an upload once the files are gone: %d %s", r.status, r.body)
+	}
+	if r, res := w.exec(w.alice, id, "bash", "cat small.txt"); r.status != http.StatusOK || res.Stdout != "x" {
+		t.Errorf("a run once the files are gone: %d %s", r.status, r.body)
+	}
+}
