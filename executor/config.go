@@ -95,7 +95,8 @@ type Config struct {
 
 	// Instance names this gateway process among the daemon's clients; its
 	// containers carry it, so a restarted gateway with the same name removes
-	// what its predecessor left at once. Default: the host name.
+	// what its predecessor left at once. Default: the host name; the
+	// claude app gives each data directory its own (InstanceFromDir).
 	Instance string
 	// CleanupInterval is the period of the orphan sweep; 0 is one minute,
 	// negative disables it.

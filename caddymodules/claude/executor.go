@@ -88,7 +88,8 @@ type ExecutorConfig struct {
 
 	// Instance names this gateway's containers, so a restarted gateway
 	// removes what its killed predecessor left. Give every replica sharing
-	// a daemon its own. Default: the host name.
+	// a daemon its own. Default: a name generated once and kept in
+	// <Caddy data directory>/claude/executor-instance.
 	Instance string `json:"instance,omitempty"`
 
 	// CleanupInterval is the period of the sweep that removes orphaned

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -67,6 +68,15 @@ func (a *App) Executor() (*executor.Executor, error) {
 		return a.svc.executor, nil
 	}
 	cfg := a.ExecutorSettings()
+	if cfg.Instance == "" {
+		// One name per data directory, kept across restarts: two gateways
+		// on one host never sweep each other's runs.
+		inst, err := executor.InstanceFromDir(filepath.Join(caddy.AppDataDir(), "claude"))
+		if err != nil {
+			return nil, fmt.Errorf("claude: executor: %w", err)
+		}
+		cfg.Instance = inst
+	}
 	key, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("claude: %w", err)

@@ -842,3 +842,32 @@ func TestRunPastTheQuota(t *testing.T) {
 		t.Errorf("a run once the files are gone: %d %s", r.status, r.body)
 	}
 }
+
+// TestTwoGatewaysKeepTheirRuns: two gateways on one host and one engine,
+// neither with an `instance` setting, sweeping every second: a run of one
+// outlives several sweeps of the other. (With the host name as the default,
+// the other's sweep removed the run's container as an orphan.)
+func TestTwoGatewaysKeepTheirRuns(t *testing.T) {
+	t.Parallel()
+	testenv.DockerImage(t, image())
+	unnamed := func() *gatewaytest.Gateway {
+		cfg := caddyfile(t, "unset", "cleanup_interval 1s")
+		cfg = strings.Replace(cfg, "\t\t\tinstance unset\n", "", 1)
+		return gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: map[string]string{
+			"SECRET_KEY":            gatewaytest.TestSecret,
+			"CLAUDE_DATABASE":       testenv.SQLiteDatabase(t),
+			"RATE_LIMIT_PER_MINUTE": "100000",
+		}})
+	}
+	ga, gb := unnamed(), unnamed()
+	a := &gw{t: t, g: ga, c: ga.Client(), alice: gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-alice", "alice", "user", time.Hour)}
+	a.c.Timeout = 2 * time.Minute
+	id := a.session(a.alice)
+	r, res := a.exec(a.alice, id, "bash", "sleep 5; echo survived")
+	if r.status != http.StatusOK || res.Stdout != "survived\n" {
+		t.Errorf("a run while another gateway sweeps: %d %s", r.status, r.body)
+	}
+	if !strings.Contains(gb.Log(), "executor ready") {
+		t.Errorf("the second gateway started no executor:\n%s", gb.LogTail(20))
+	}
+}
