@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -26,7 +27,14 @@ const password = "correct horse battery staple"
 // there, with the secrets' places marked REDACTED.
 func TestAccessLogKeepsSecretsOut(t *testing.T) {
 	frontend := gatewaytest.NewUpstream(t, "frontend")
+	// The IDE sockets beneath the workspace need a short path.
+	workspace, err := os.MkdirTemp("", "cw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(workspace) })
 	g := gatewaytest.Start(t, gatewaytest.Options{Env: map[string]string{
+		"CLAUDE_WORKSPACE":      workspace,
 		"FRONTEND_UPSTREAM":     frontend.Addr(),
 		"BACKEND_UPSTREAM":      frontend.Addr(),
 		"CODE_SERVER_UPSTREAM":  gatewaytest.NewUpstream(t, "code-server").Addr(),
