@@ -61,6 +61,9 @@ type Service struct {
 	Revocations *Revocations
 	// Regulator bans usernames and addresses after repeated login failures.
 	Regulator RegulationStore
+	// OnBan, when set, is called with each regulation key ("user:<name>",
+	// "addr:<ip>") that a failed login just banned, and the ban's end.
+	OnBan func(key string, until time.Time)
 
 	dummyHash []byte
 }
@@ -205,6 +208,14 @@ func (s *Service) LoginWithDevice(ctx context.Context, username, password, clien
 func (s *Service) failed(ctx context.Context, now time.Time, keys []string) error {
 	if err := s.Regulator.Fail(ctx, now, keys...); err != nil {
 		return err
+	}
+	if s.OnBan != nil {
+		// Login checked that none was banned: a ban now began with this failure.
+		for _, k := range keys {
+			if d, err := s.Regulator.Banned(ctx, now, k); err == nil && d > 0 {
+				s.OnBan(k, now.Add(d))
+			}
+		}
 	}
 	return ErrInvalidCredentials
 }

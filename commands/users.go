@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/store"
@@ -100,6 +101,7 @@ func usersAdd(e *usersEnv) error {
 	if err != nil {
 		return err
 	}
+	e.record(audit.UserCreated, a, map[string]string{"role": a.Role})
 	fmt.Fprintf(e.out, "created user %s (role %s, id %s)\n", a.Username, a.Role, a.ID)
 	return nil
 }
@@ -136,6 +138,7 @@ func usersPasswd(e *usersEnv) error {
 	if err := revokeUser(e, a.ID); err != nil {
 		return err
 	}
+	e.record(audit.PasswordChanged, a, nil)
 	fmt.Fprintf(e.out, "password of %s changed; its sessions were ended\n", a.Username)
 	return nil
 }
@@ -147,12 +150,14 @@ func usersDisable(disabled bool) func(e *usersEnv) error {
 			return err
 		}
 		if !disabled {
+			e.record(audit.UserEnabled, a, nil)
 			fmt.Fprintf(e.out, "user %s enabled\n", a.Username)
 			return nil
 		}
 		if err := revokeUser(e, a.ID); err != nil {
 			return err
 		}
+		e.record(audit.UserDisabled, a, nil)
 		fmt.Fprintf(e.out, "user %s disabled; its sessions were ended\n", a.Username)
 		return nil
 	}
@@ -166,8 +171,19 @@ func usersDelete(e *usersEnv) error {
 	if err := revokeUser(e, a.ID); err != nil {
 		return err
 	}
+	e.record(audit.UserDeleted, a, nil)
 	fmt.Fprintf(e.out, "user %s deleted; its sessions were ended\n", a.Username)
 	return nil
+}
+
+// record adds what the command did to account a to the audit trail, with
+// the actor "cli". The change is made already: a failure to record it is
+// reported, not returned.
+func (e *usersEnv) record(kind audit.Kind, a auth.Account, details map[string]string) {
+	ev := audit.Event{Kind: kind, Actor: "cli", Subject: a.Username, Details: details}
+	if err := audit.Insert(e.ctx, e.db, ev); err != nil {
+		fmt.Fprintf(e.cmd.ErrOrStderr(), "warning: the change was made but not recorded in the audit trail: %v\n", err)
+	}
 }
 
 // revokeUser ends the account's refresh sessions and revokes its access

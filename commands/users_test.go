@@ -146,6 +146,17 @@ func TestUsersCommand(t *testing.T) {
 			if out := mustUsers(t, db, "", "list"); strings.Contains(out, "bob") {
 				t.Fatalf("list after delete: %s", out)
 			}
+
+			// The audit trail holds each command and each sign-in, and no
+			// password or token, neither in the table nor in the log.
+			want := []string{"user_created cli bob ", "password_changed cli bob ", "user_disabled cli bob ",
+				"user_enabled cli bob ", "user_deleted cli bob ", "sign_in bob  ", "sign_in_failed bob  invalid_credentials"}
+			trail := waitAudit(t, db, want)
+			for _, secret := range []string{"bob-password-1", "bob-password-2", first.token, second.token} {
+				if strings.Contains(trail, secret) || strings.Contains(gw.Log(), secret) {
+					t.Errorf("a password or token is in the audit table or the log")
+				}
+			}
 		})
 	}
 }
@@ -159,6 +170,44 @@ func waitStatus(t *testing.T, gw *gatewaytest.Gateway, token string, want int, w
 	for me(t, gw, token) != want {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: /api/auth/me did not become %d within the revocation sync bound", what, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitAudit waits (the gateway writes in the background) until the audit
+// table holds a row starting with each of want ("kind actor subject outcome")
+// and returns the whole table as text.
+func waitAudit(t *testing.T, setting string, want []string) string {
+	t.Helper()
+	db := testenv.OpenDB(t, setting)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rows, err := db.Query("SELECT kind, actor, subject, outcome, actor_id, client_ip, details FROM audit_events ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for rows.Next() {
+			var c [7]string
+			if err := rows.Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6]); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, strings.Join(c[:], " "))
+		}
+		rows.Close()
+		all := strings.Join(lines, "\n")
+		var missing []string
+		for _, w := range want {
+			if !strings.Contains("\n"+all, "\n"+w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			return all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit table lacks %q:\n%s", missing, all)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

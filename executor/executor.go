@@ -50,6 +50,7 @@ type Executor struct {
 	docker *client.Client
 	logger *zap.Logger
 	limits *limiter
+	runs   runTable
 
 	stop     chan struct{}
 	stopOnce sync.Once

@@ -141,6 +141,7 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 	live.Store(runID, struct{}{})
 	defer live.Delete(runID)
 	begin := time.Now()
+	finish := e.runs.begin(RunInfo{RunID: runID, SessionID: spec.SessionID, UserID: spec.UserID, Language: spec.Language, Started: begin})
 	var res Result
 	if spec.Workspace != nil {
 		res, err = e.runInWorkspace(ctx, spec, runID, cmd, timeout)
@@ -149,6 +150,7 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	e.limits.observe(time.Since(begin))
 	res.RunID = runID
+	finish(res, err)
 	return res, err
 }
 

@@ -19,12 +19,13 @@ import (
 // between the scan and its removal is kept.
 func (s *Store) Expire(ctx context.Context) (int, error) {
 	cutoff := store.NowMillis() - s.Config().Timeout.Milliseconds()
-	ids, err := s.ids(ctx, "SELECT id FROM sessions WHERE ready = 1 AND last_active_at < ?", cutoff)
+	idle, err := s.list(ctx, "SELECT id, user_id, created_at, last_active_at FROM sessions WHERE ready = 1 AND last_active_at < ?", cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("sessions: expire: %w", err)
 	}
 	n := 0
-	for _, id := range ids {
+	for _, sess := range idle {
+		id := sess.ID
 		if ctx.Err() != nil {
 			break
 		}
@@ -34,6 +35,7 @@ func (s *Store) Expire(ctx context.Context) (int, error) {
 		}
 		if removed {
 			s.logger.Info("session expired", zap.String("session", id))
+			s.expired(id, sess.UserID)
 			n++
 		}
 	}

@@ -114,6 +114,8 @@ type Store struct {
 	locks       keyedMutex
 	usage       sync.Map // id → *usageCounter
 
+	onExpire atomic.Pointer[func(id, userID string)] // see OnExpire
+
 	reaperMu     sync.Mutex
 	reapInterval time.Duration
 	stopReaper   context.CancelFunc

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/health"
 	"github.com/claude-gateway/claude-gateway/store"
 )
@@ -50,8 +51,13 @@ type App struct {
 	// workspaces.go). Nil means the defaults.
 	WorkspacesConfig *WorkspacesConfig `json:"workspaces,omitempty"`
 
+	// AuditConfig configures the audit trail (the `audit` sub-option; see
+	// audit.go). Nil means the defaults.
+	AuditConfig *AuditConfig `json:"audit,omitempty"`
+
 	svc    services
 	db     *store.DB
+	audit  *audit.Writer
 	health *health.Registry
 	logger *zap.Logger
 }
@@ -86,6 +92,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	a.health = health.NewRegistry()
 	a.health.Register("database", true, a.db.PingContext)
+	if err := a.provisionAudit(ctx); err != nil {
+		return err
+	}
 	if err := a.provisionSessions(ctx); err != nil {
 		return err
 	}
@@ -106,6 +115,7 @@ func (a *App) Cleanup() error {
 	}
 	a.cleanupServices()
 	a.cleanupSessions()
+	a.cleanupAudit()
 	return ReleaseDB(a.Database)
 }
 

@@ -86,6 +86,10 @@ func (a *App) Executor() (*executor.Executor, error) {
 		return nil, fmt.Errorf("claude: executor: %w", err)
 	}
 	a.svc.executor, a.svc.executorKey = e, string(key)
+	trail := a.audit
+	e.SetObserver(func(info executor.RunInfo, res executor.Result, err error) {
+		trail.Record(runEvent(info, res, err))
+	})
 	a.health.Register("docker", false, e.IsAvailable)
 	a.logger.Info("executor ready", zap.Bool("reused", loaded),
 		zap.String("image", e.Config().Image(executor.Python)), zap.String("instance", e.Config().Instance))

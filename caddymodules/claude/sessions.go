@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
 
@@ -152,6 +153,11 @@ func (a *App) provisionSessions(ctx caddy.Context) error {
 		conf.store.SetConfig(cfg)
 	}
 	conf.store.StartReaper(interval)
+	trail := a.audit
+	conf.store.OnExpire(func(id, userID string) {
+		trail.Record(audit.Event{Kind: audit.SessionExpired, Actor: "system", Subject: id,
+			Details: map[string]string{"owner_id": userID}})
+	})
 	logger.Info("session store ready", zap.String("dir", conf.store.Dir()), zap.Bool("reused", loaded),
 		zap.Duration("reap_interval", interval))
 

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/auth"
 )
 
@@ -125,6 +126,7 @@ func (h *APIHandler) login(w http.ResponseWriter, r *http.Request) error {
 			`Send a JSON body {"username": "...", "password": "..."}.`)
 	}
 	sess, err := h.auth.LoginWithDevice(r.Context(), body.Username, body.Password, ClientIP(r), DeviceToken(r))
+	h.auth.RecordLogin(r, body.Username, "api", &sess, err)
 	if err != nil {
 		return LoginError(w, err)
 	}
@@ -173,6 +175,7 @@ func (h *APIHandler) refresh(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, auth.ErrRefreshReused):
 		h.logger.Warn("refresh token re-used: session revoked", zap.String("client_ip", ClientIP(r)))
+		h.auth.Audit.Record(audit.Event{Kind: audit.RefreshReused, ClientIP: ClientIP(r), Outcome: "session_revoked"})
 		ClearSessionCookies(w)
 		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "This refresh token was already used; the session has been ended. Log in again.")
 	case errors.Is(err, auth.ErrInvalidRefresh):
@@ -194,6 +197,11 @@ func (h *APIHandler) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := h.auth.Logout(r.Context(), claims, refresh); err != nil {
 		return err
 	}
+	e := audit.Event{Kind: audit.Logout, ClientIP: ClientIP(r)}
+	if claims != nil {
+		e.Actor, e.ActorID = claims.Username, claims.Subject
+	}
+	h.auth.Audit.Record(e)
 	ClearSessionCookies(w)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/store"
@@ -147,6 +148,9 @@ func (s *state) check(context.Context) error {
 type Auth struct {
 	*auth.Service
 
+	// Audit is the `claude` app's audit trail.
+	Audit *audit.Writer
+
 	poolKey string
 }
 
@@ -203,7 +207,12 @@ func Acquire(ctx caddy.Context) (*Auth, error) {
 	regulator.SetPolicy(policy)
 	app.Health().Register("revocations", false, st.check)
 	svc := auth.NewService(tokens, users, auth.NewRefreshTokens(db, time.Duration(cfg.RefreshTTL)), st.revocations, regulator)
-	return &Auth{Service: svc, poolKey: app.Database}, nil
+	trail := app.Audit()
+	svc.OnBan = func(key string, until time.Time) {
+		trail.Record(audit.Event{Kind: audit.Ban, Actor: "system", Subject: key,
+			Details: map[string]string{"until": until.UTC().Format(time.RFC3339)}})
+	}
+	return &Auth{Service: svc, Audit: trail, poolKey: app.Database}, nil
 }
 
 // Release gives back what Acquire took; call it from Cleanup.

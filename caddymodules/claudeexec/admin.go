@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/identity"
 )
@@ -36,6 +38,8 @@ func (h *Handler) cleanup(w http.ResponseWriter, r *http.Request, u identity.Use
 		return
 	}
 	h.logger.Info("executor cleanup", zap.String("admin", u.Username), zap.Int("removed", n))
+	h.audit.Record(audit.Event{Kind: audit.AdminAction, Actor: u.Username, ActorID: u.ID, ClientIP: clientIP(r),
+		Outcome: "executor_cleanup", Details: map[string]string{"removed": strconv.Itoa(n)}})
 	apierror.WriteJSON(w, http.StatusOK, map[string]int{"removed": n})
 }
 
@@ -51,6 +55,13 @@ func (h *Handler) buildImage(w http.ResponseWriter, r *http.Request, u identity.
 	}
 	body := http.MaxBytesReader(w, r.Body, opts.ContextLimit)
 	res, err := h.exec.BuildImage(r.Context(), body, opts)
+	build := audit.Event{Kind: audit.ImageBuild, Actor: u.Username, ActorID: u.ID, ClientIP: clientIP(r), Subject: opts.Tag, Outcome: "built"}
+	if err != nil {
+		build.Outcome = "failed"
+	} else {
+		build.Details = map[string]string{"image_id": res.ImageID}
+	}
+	h.audit.Record(build)
 	var maxBytes *http.MaxBytesError
 	var buildErr *executor.BuildError
 	switch {

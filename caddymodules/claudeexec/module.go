@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/identity"
@@ -37,6 +38,7 @@ type Handler struct {
 	workspaces *workspaces.Manager
 	sessions   *sessions.Store
 	build      executor.BuildOptions
+	audit      *audit.Writer
 	logger     *zap.Logger
 }
 
@@ -66,6 +68,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.workspaces, err = app.Workspaces(); err != nil {
 		return fmt.Errorf("claude_exec: %w", err)
 	}
+	h.audit = app.Audit()
 	if c := app.ExecutorConfig; c != nil {
 		h.build = executor.BuildOptions{ContextLimit: c.BuildContextLimit, Timeout: time.Duration(c.BuildTimeout)}
 	}

@@ -146,6 +146,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	sess, err := h.auth.LoginWithDevice(r.Context(), f.Username, password, claudeauth.ClientIP(r), claudeauth.DeviceToken(r))
+	h.auth.RecordLogin(r, f.Username, "form", &sess, err)
 	if err != nil {
 		ae, ok := claudeauth.LoginError(w, err).(*apierror.Error)
 		if !ok {

@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
@@ -21,6 +23,12 @@ type api struct {
 	user identity.User
 }
 
+// record adds an event about session id, done by the request's user, to the audit trail.
+func (a *api) record(kind audit.Kind, id string) {
+	ip, _ := caddyhttp.GetVar(a.r.Context(), caddyhttp.ClientIPVarKey).(string)
+	a.h.audit.Record(audit.Event{Kind: kind, Actor: a.user.Username, ActorID: a.user.ID, Subject: id, ClientIP: ip})
+}
+
 // collection serves /api/sessions.
 func (a *api) collection() {
 	switch a.r.Method {
@@ -31,6 +39,7 @@ func (a *api) collection() {
 			return
 		}
 		a.h.logger.Info("session created", zap.String("session", sess.ID), zap.String("user", a.user.ID))
+		a.record(audit.SessionCreated, sess.ID)
 		a.w.Header().Set("Location", prefix+"/"+sess.ID)
 		apierror.WriteJSON(a.w, http.StatusCreated, sess)
 	case http.MethodGet, http.MethodHead:
@@ -71,6 +80,7 @@ func (a *api) session(id string) {
 			return
 		}
 		a.h.logger.Info("session deleted", zap.String("session", id), zap.String("user", a.user.ID))
+		a.record(audit.SessionDeleted, id)
 		a.w.WriteHeader(http.StatusNoContent)
 	default:
 		a.methodNotAllowed("DELETE, GET, HEAD")

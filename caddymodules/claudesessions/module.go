@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/requestpath"
@@ -45,6 +46,7 @@ const prefix = "/api/sessions"
 // which owns the session store.
 type Handler struct {
 	store  *sessions.Store
+	audit  *audit.Writer
 	logger *zap.Logger
 }
 
@@ -63,7 +65,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.store = app.Sessions()
+	h.store, h.audit = app.Sessions(), app.Audit()
 	if h.store == nil {
 		return errors.New("claude_sessions: the claude app has no session store")
 	}
