@@ -1,6 +1,7 @@
 package claudesessions
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -14,7 +15,9 @@ func init() {
 
 // parseCaddyfile sets up the handler. Syntax:
 //
-//	claude_sessions
+//	claude_sessions {
+//		upload_timeout <duration>
+//	}
 //
 // The limits are options of the global `claude` block: session_timeout,
 // session_reap_interval, max_sessions, max_sessions_per_user, max_file_size,
@@ -31,8 +34,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	if d.NextBlock(0) {
-		return d.Errf("claude_sessions takes no options (the limits are options of the global claude block): %q", d.Val())
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "upload_timeout":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("upload_timeout %q is not a positive duration", v)
+			}
+			h.UploadTimeout = caddy.Duration(dur)
+		default:
+			return d.Errf("unknown claude_sessions option %q (the session limits are options of the global claude block)", d.Val())
+		}
 	}
 	return nil
 }

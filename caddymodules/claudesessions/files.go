@@ -1,9 +1,12 @@
 package claudesessions
 
 import (
+	"errors"
 	"mime"
 	"net/http"
+	"os"
 	"path"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -43,8 +46,19 @@ func (a *api) files(id, escaped string) {
 			apierror.WriteJSON(a.w, http.StatusCreated, map[string]string{"path": displayPath(rel, true), "type": "dir"})
 			return
 		}
+		// The body must arrive within the upload timeout; a read past it
+		// fails, and Put keeps nothing of it.
+		deadline := time.Now().Add(time.Duration(a.h.UploadTimeout))
+		if err := http.NewResponseController(a.w).SetReadDeadline(deadline); err != nil {
+			a.h.logger.Warn("upload timeout not enforceable on this connection", zap.Error(err))
+		}
 		created, n, err := f.Put(rel, a.r.Body, a.r.ContentLength)
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				a.h.logger.Info("upload cut off at the upload timeout", zap.String("session", id), zap.Duration("upload_timeout", time.Duration(a.h.UploadTimeout)))
+				apierror.Write(a.w, apierror.Wrap(err, http.StatusRequestTimeout, "upload_timeout", "The upload did not arrive within "+time.Duration(a.h.UploadTimeout).String()+"; nothing was written. Try again on a faster connection."))
+				return
+			}
 			if a.r.Context().Err() != nil {
 				a.h.logger.Info("upload abandoned by the client", zap.String("session", id), zap.Error(err))
 			}

@@ -537,3 +537,39 @@ func TestHistoryBounds(t *testing.T) {
 		t.Errorf("Content-Length %q for %d bytes", cl, len(r.body))
 	}
 }
+
+// TestUploadTimeout: a client that sends part of an upload's body and then
+// trickles nothing is cut off at the upload timeout with 408 upload_timeout,
+// and nothing of the upload is left in the session (no file, no temporary).
+func TestUploadTimeout(t *testing.T) {
+	w := startGateway(t, "sqlite:"+filepath.Join(t.TempDir(), "gw.db"), map[string]string{"UPLOAD_TIMEOUT": "1s"})
+	s := w.create(w.alice)
+
+	body, feed := io.Pipe()
+	defer feed.Close()
+	go feed.Write([]byte("the first ten"))
+	req, err := http.NewRequest(http.MethodPut, w.g.URL("localhost", "/api/sessions/"+s.ID+"/files/slow.txt"), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 1000
+	req.Header.Set("Authorization", "Bearer "+w.alice)
+	resp, err := w.c.Do(req)
+	if err != nil {
+		t.Fatalf("slow upload: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	expect(t, "stalled upload", reply{status: resp.StatusCode, header: resp.Header, body: b}, http.StatusRequestTimeout, "upload_timeout")
+
+	files := filepath.Join(w.sessionsDir(), s.ID, "files")
+	entries, err := os.ReadDir(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("the stalled upload left %s in the session", e.Name())
+	}
+	// A prompt upload still works.
+	expect(t, "prompt upload", w.do(http.MethodPut, "/api/sessions/"+s.ID+"/files/ok.txt", w.alice, bytes.NewReader([]byte("fine"))), http.StatusCreated, "")
+}

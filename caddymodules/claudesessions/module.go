@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -45,10 +46,20 @@ const prefix = "/api/sessions"
 // limits (timeout, caps, file size, quota) are options of the `claude` app,
 // which owns the session store.
 type Handler struct {
+	// UploadTimeout is how long a file upload (PUT …/files/{path}) may
+	// take to arrive. A body still arriving then is cut off with 408
+	// upload_timeout and nothing of it is kept, so a client trickling bytes
+	// cannot hold a connection and a temporary file open for ever.
+	// Default: 2m.
+	UploadTimeout caddy.Duration `json:"upload_timeout,omitempty"`
+
 	store  *sessions.Store
 	audit  *audit.Writer
 	logger *zap.Logger
 }
+
+// DefaultUploadTimeout is the UploadTimeout when none is set.
+const DefaultUploadTimeout = 2 * time.Minute
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -61,6 +72,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision takes the session store of the `claude` app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if h.UploadTimeout <= 0 {
+		h.UploadTimeout = caddy.Duration(DefaultUploadTimeout)
+	}
 	app, err := claude.FromContext(ctx)
 	if err != nil {
 		return err
