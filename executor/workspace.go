@@ -131,7 +131,13 @@ func (e *Executor) runInWorkspace(ctx context.Context, spec Spec, runID string, 
 				return res, nil
 			}
 			finish(runner.Result{ExitCode: -1})
-			return res, e.helperFailure(bg, created.ID, o.err, helperOut.buf.String())
+			err := e.helperFailure(bg, created.ID, o.err, helperOut.buf.String())
+			if !errors.Is(err, ErrHelperMissing) {
+				// The helper died (the program killed it, or the workspace
+				// went away): what carries the run's id is killed still.
+				e.killRun(bg, cid, user, runID)
+			}
+			return res, err
 		case <-deadline.C:
 			// The helper did not stop the run at its limit: kill it from outside.
 			res.TimedOut = true

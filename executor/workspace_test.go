@@ -286,6 +286,20 @@ sleep 604 &
 	}
 }
 
+// TestWorkspaceHelperKilledByTheRun: a program that kills its helper gets
+// an error, and what it started is killed all the same (by the run's id).
+func TestWorkspaceHelperKilledByTheRun(t *testing.T) {
+	t.Parallel()
+	e, ws := newWorkspaceExecutor(t, Config{}, 256<<20)
+	const session = "session-helperkill"
+	_, err := e.RunBash(context.Background(), "setsid sleep 631 </dev/null >/dev/null 2>&1 & sleep 632 & kill -9 $PPID; sleep 633",
+		Spec{SessionID: session, UserID: "u1", Workspace: ws.of(session, "u1")})
+	if err == nil || !strings.Contains(err.Error(), "no result") {
+		t.Errorf("got %v, want the helper's missing result", err)
+	}
+	expectOnlyTheWorkspace(t, e.docker, ws.containers[session])
+}
+
 // TestWorkspaceCancelKillsTheTree: a caller that goes away (a client that
 // disconnects) ends the run with all its processes before Run returns.
 func TestWorkspaceCancelKillsTheTree(t *testing.T) {
