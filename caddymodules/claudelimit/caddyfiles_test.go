@@ -24,7 +24,14 @@ import (
 // is verified, and the probes never.
 func TestDevCaddyfileLimits(t *testing.T) {
 	backend := gatewaytest.NewUpstream(t, "backend")
+	// The IDE sockets beneath the workspace need a short path.
+	workspace, err := os.MkdirTemp("", "cw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(workspace) })
 	g := gatewaytest.Start(t, gatewaytest.Options{Env: map[string]string{
+		"CLAUDE_WORKSPACE":      workspace,
 		"BACKEND_UPSTREAM":      backend.Addr(),
 		"FRONTEND_UPSTREAM":     gatewaytest.NewUpstream(t, "frontend").Addr(),
 		"CODE_SERVER_UPSTREAM":  gatewaytest.NewUpstream(t, "ide").Addr(),
