@@ -1,7 +1,7 @@
-// Package claudelimit is the `claude_rate_limit` handler: named zones, each
+// Package clauderatelimit is the `claude_rate_limit` handler: named zones, each
 // limiting the requests of one key (a client IP, a user id, any placeholder)
 // to a rate, on github.com/ulule/limiter/v3 with a memory or SQL store.
-package claudelimit
+package clauderatelimit
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package claudelimit_test
+package clauderatelimit_test
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package claudelimit
+package clauderatelimit
 
 import (
 	"context"
