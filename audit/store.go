@@ -7,13 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // Insert writes events to the audit_events table of db in one statement,
 // each sanitized first (see Event.Sanitized). The Writer uses it from its
 // loop; a command-line tool with no loop may call it directly.
-func Insert(ctx context.Context, db *store.DB, events ...Event) error {
+func Insert(ctx context.Context, db *database.DB, events ...Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -65,7 +65,7 @@ type Page struct {
 }
 
 // Query reads the events f selects from db, newest first, one page at a time.
-func Query(ctx context.Context, db *store.DB, f Filter) (Page, error) {
+func Query(ctx context.Context, db *database.DB, f Filter) (Page, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
@@ -132,7 +132,7 @@ func Query(ctx context.Context, db *store.DB, f Filter) (Page, error) {
 
 // DeleteBefore removes the events older than cutoff (the retention) and
 // returns how many went.
-func DeleteBefore(ctx context.Context, db *store.DB, cutoff time.Time) (int64, error) {
+func DeleteBefore(ctx context.Context, db *database.DB, cutoff time.Time) (int64, error) {
 	res, err := db.ExecContext(ctx, "DELETE FROM audit_events WHERE at < ?", cutoff.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("audit: deleting old events: %w", err)

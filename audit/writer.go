@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // Defaults of a Writer.
@@ -38,7 +38,7 @@ type Config struct {
 // database and the log. A full buffer drops the event and counts it. A nil
 // *Writer records nothing, so code may call it unconditionally.
 type Writer struct {
-	db     *store.DB
+	db     *database.DB
 	logger *zap.Logger
 	events chan Event
 	flush  chan chan struct{}
@@ -57,7 +57,7 @@ type Writer struct {
 // NewWriter starts a Writer over db; logger receives one entry per event
 // (the JSON log's copy of the trail) and the writer's own errors. Close it
 // to write what is buffered and stop.
-func NewWriter(db *store.DB, logger *zap.Logger, cfg Config) *Writer {
+func NewWriter(db *database.DB, logger *zap.Logger, cfg Config) *Writer {
 	if logger == nil {
 		logger = zap.NewNop()
 	}

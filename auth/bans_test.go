@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/identity"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // TestBansListAndLift: both regulation stores list the bans a run of failed
 // logins caused, tell OnBan of each as it begins, and lift one so that its
 // key may sign in again while the other stays banned.
 func TestBansListAndLift(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		policy := RegulationPolicy{MaxRetries: 3, FindTime: time.Minute, BanTime: time.Minute}
 		for name, reg := range map[string]interface {

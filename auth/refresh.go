@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // DefaultRefreshTTL is the lifetime of a refresh token; each rotation starts a new one.
@@ -40,12 +40,12 @@ type RefreshToken struct {
 // each rotation marks the presented token used and issues the next one of the
 // family; presenting a used one revokes the family.
 type RefreshTokens struct {
-	db  *store.DB
+	db  *database.DB
 	ttl time.Duration
 }
 
 // NewRefreshTokens returns the refresh token store over db; ttl 0 means DefaultRefreshTTL.
-func NewRefreshTokens(db *store.DB, ttl time.Duration) *RefreshTokens {
+func NewRefreshTokens(db *database.DB, ttl time.Duration) *RefreshTokens {
 	if ttl == 0 {
 		ttl = DefaultRefreshTTL
 	}
@@ -165,7 +165,7 @@ func (r *RefreshTokens) reused(ctx context.Context, family string) error {
 func (r *RefreshTokens) RevokeFamily(ctx context.Context, family string) error {
 	if _, err := r.db.ExecContext(ctx,
 		"UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
-		store.NowMillis(), family); err != nil {
+		database.NowMillis(), family); err != nil {
 		return fmt.Errorf("revoking a refresh token family: %w", err)
 	}
 	return nil
@@ -174,7 +174,7 @@ func (r *RefreshTokens) RevokeFamily(ctx context.Context, family string) error {
 // RevokeUser revokes every refresh token of an account and returns the
 // families (login sessions) that were still live.
 func (r *RefreshTokens) RevokeUser(ctx context.Context, userID string) ([]string, error) {
-	now := store.NowMillis()
+	now := database.NowMillis()
 	rows, err := r.db.QueryContext(ctx,
 		"SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, now)
 	if err != nil {

@@ -6,18 +6,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // SQLRegulator is a RegulationStore in the database (table login_failures):
 // every replica sees every failure, so a ban holds on all of them.
 type SQLRegulator struct {
-	db     *store.DB
+	db     *database.DB
 	policy atomic.Pointer[RegulationPolicy]
 }
 
 // NewSQLRegulator returns a SQLRegulator over db with policy (zero fields take the defaults).
-func NewSQLRegulator(db *store.DB, policy RegulationPolicy) *SQLRegulator {
+func NewSQLRegulator(db *database.DB, policy RegulationPolicy) *SQLRegulator {
 	r := &SQLRegulator{db: db}
 	r.SetPolicy(policy)
 	return r

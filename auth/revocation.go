@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // DefaultRevocationSync is how often the revocation cache reads new entries:
@@ -28,7 +28,7 @@ func millisToSeconds(ms int64) int64 { return ms / 1000 }
 // replicas, read into an in-memory snapshot that Sync refreshes. Lookups only
 // read the snapshot, so they cost a map access, never a query.
 type Revocations struct {
-	db *store.DB
+	db *database.DB
 
 	snap atomic.Pointer[map[string]int64] // key → revoked_at (unix ms)
 
@@ -40,7 +40,7 @@ type Revocations struct {
 
 // NewRevocations returns the list over db with an empty snapshot; call Sync
 // to fill it, and again every few seconds to keep it fresh.
-func NewRevocations(db *store.DB) *Revocations {
+func NewRevocations(db *database.DB) *Revocations {
 	r := &Revocations{db: db}
 	empty := map[string]int64{}
 	r.snap.Store(&empty)
@@ -132,7 +132,7 @@ func (r *Revocations) revoke(ctx context.Context, key string, expiresAt time.Tim
 	expiresAt = expiresAt.Add(2 * MaxLeeway)
 	now := time.Now().UnixMilli()
 	var q string
-	if r.db.Dialect == store.MySQL {
+	if r.db.Dialect == database.MySQL {
 		q = "INSERT INTO token_revocations (id, revoked_at, expires_at) VALUES (?, ?, ?) " +
 			"ON DUPLICATE KEY UPDATE revoked_at = VALUES(revoked_at), expires_at = GREATEST(expires_at, VALUES(expires_at))"
 	} else {

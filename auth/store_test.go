@@ -13,19 +13,19 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // forEachDB runs f on a fresh, migrated SQLite and MariaDB database.
-func forEachDB(t *testing.T, f func(t *testing.T, db *store.DB)) {
+func forEachDB(t *testing.T, f func(t *testing.T, db *database.DB)) {
 	for name, setting := range testenv.Databases(t) {
 		t.Run(name, func(t *testing.T) { f(t, testenv.OpenDB(t, setting)) })
 	}
 }
 
-func newTestService(t *testing.T, db *store.DB) *Service {
+func newTestService(t *testing.T, db *database.DB) *Service {
 	t.Helper()
 	users := NewUsers(db, bcrypt.MinCost)
 	return NewService(newTestTokens(t, TokenConfig{}), users, NewRefreshTokens(db, time.Hour), NewRevocations(db),
@@ -33,7 +33,7 @@ func newTestService(t *testing.T, db *store.DB) *Service {
 }
 
 func TestUsers(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		u := NewUsers(db, bcrypt.MinCost)
 		a, err := u.Create(ctx, " Alice ", "correct horse", identity.RoleAdmin)
@@ -89,7 +89,7 @@ func TestUsers(t *testing.T) {
 }
 
 func TestEnsureAdmin(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		u := NewUsers(db, bcrypt.MinCost)
 		pw, created, err := u.EnsureAdmin(ctx, "")
@@ -107,7 +107,7 @@ func TestEnsureAdmin(t *testing.T) {
 }
 
 func TestRefreshRotation(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		r := NewRefreshTokens(db, time.Hour)
 		t1, rt, err := r.Issue(ctx, "u-1")
@@ -142,7 +142,7 @@ func TestRefreshRotation(t *testing.T) {
 }
 
 func TestRefreshConcurrentRotation(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		r := NewRefreshTokens(db, time.Hour)
 		tok, _, err := r.Issue(ctx, "u-1")
@@ -174,7 +174,7 @@ func TestRefreshConcurrentRotation(t *testing.T) {
 }
 
 func TestRevocations(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		tk := newTestTokens(t, TokenConfig{})
 		here, there := NewRevocations(db), NewRevocations(db) // two replicas
@@ -230,7 +230,7 @@ func TestRevocations(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newTestService(t, db)
 		if _, err := s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser); err != nil {
@@ -302,7 +302,7 @@ func TestLoginRegulation(t *testing.T) {
 // post can carry) is an ordinary failed login, counted against the address:
 // never a database error that leaves the attempt unrecorded.
 func TestLoginOddUsernames(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newTestService(t, db) // 3 failures ban
 		names := []string{strings.Repeat("a", 185) + "ééé", "\xff\xfe", strings.Repeat("b", 400)}
@@ -322,7 +322,7 @@ func TestLoginOddUsernames(t *testing.T) {
 // many addresses) are checked against the password no more often than the
 // regulation allows, as if they had come one after the other.
 func TestLoginParallelGuesses(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newTestService(t, db) // 3 failures ban
 		s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
@@ -426,7 +426,7 @@ func TestLoginRehashesToConfiguredCost(t *testing.T) {
 }
 
 func TestRefreshAndLogout(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newTestService(t, db)
 		s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
@@ -513,7 +513,7 @@ func mustCost(t *testing.T, hash []byte) int {
 // the verified-token cache) is refused once revoked: at once by the replica
 // that revoked it, after its next sync by another one.
 func TestRevocationBeatsVerifiedCache(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		here, there := newTestService(t, db), newTestService(t, db)
 		there.Tokens, _ = NewTokens(here.Tokens.cfg) // same key, its own cache
@@ -591,7 +591,7 @@ func TestRevocationOutlastsLeeway(t *testing.T) {
 // session, and the re-use detected meanwhile ends the whole session, that
 // new one included.
 func TestRefreshConcurrentReuse(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newTestService(t, db)
 		s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)
@@ -642,7 +642,7 @@ func TestRefreshConcurrentReuse(t *testing.T) {
 // known device stays subject to its own failure limit, and a device token of
 // another account, or a forged one, is no exemption.
 func TestLoginKnownDeviceSkipsUsernameBan(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachDB(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newTestService(t, db) // 3 failures ban
 		s.Users.Create(ctx, "alice", "alice's password", identity.RoleUser)

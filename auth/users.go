@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/identity"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // Password rules. bcrypt reads at most 72 bytes, so longer passwords are
@@ -24,7 +24,7 @@ const (
 	MaxPasswordBytes = 72
 )
 
-// Errors of the user store.
+// Errors of the user database.
 var (
 	ErrUserNotFound = errors.New("no such user")
 	ErrUserExists   = errors.New("a user with this name exists")
@@ -81,15 +81,15 @@ func (a Account) Identity() identity.User {
 	return identity.User{ID: a.ID, Username: a.Username, Role: a.Role}
 }
 
-// Users is the account store.
+// Users is the account database.
 type Users struct {
-	db   *store.DB
+	db   *database.DB
 	cost int
 }
 
 // NewUsers returns the account store over db, hashing with bcrypt at cost
 // (0 means bcrypt.DefaultCost).
-func NewUsers(db *store.DB, cost int) *Users {
+func NewUsers(db *database.DB, cost int) *Users {
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
 	}
@@ -256,7 +256,7 @@ func (u *Users) update(ctx context.Context, username, set string, val any) (Acco
 	if err != nil {
 		return Account{}, err
 	}
-	if _, err := u.db.ExecContext(ctx, "UPDATE users SET "+set+", updated_at = ? WHERE id = ?", val, store.NowMillis(), a.ID); err != nil {
+	if _, err := u.db.ExecContext(ctx, "UPDATE users SET "+set+", updated_at = ? WHERE id = ?", val, database.NowMillis(), a.ID); err != nil {
 		return Account{}, fmt.Errorf("updating user %s: %w", a.Username, err)
 	}
 	return u.ByID(ctx, a.ID)

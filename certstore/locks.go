@@ -14,7 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // ErrLockLost is returned by Unlock when the lease of the lock ran out (its
@@ -245,7 +245,7 @@ func (s *Storage) releaseQuietly(h *heldLock) {
 // Arguments: name_hash, name, owner, token, lease in milliseconds.
 func (s *Storage) acquireSQL() string {
 	now := s.now
-	if s.db.Dialect == store.MySQL {
+	if s.db.Dialect == database.MySQL {
 		// Assignments run left to right and see earlier ones, so
 		// expires_at, which every condition reads, is assigned last.
 		expired := "expires_at <= " + now

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/claude-gateway/claude-gateway/certstore"
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // replicas returns n Storages over one database, as n gateway replicas
@@ -293,11 +293,11 @@ func TestDatabaseClock(t *testing.T) {
 		ctx := context.Background()
 		const lease = 4 * time.Second
 		r := replicas(t, setting, 1, lease)
-		before := store.NowMillis()
+		before := database.NowMillis()
 		if err := r[0].Lock(ctx, "clock"); err != nil {
 			t.Fatal(err)
 		}
-		after := store.NowMillis()
+		after := database.NowMillis()
 		defer r[0].Unlock(ctx, "clock")
 		var acquired, expires int64
 		db := testenv.OpenDB(t, setting)

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/claude-gateway/claude-gateway/certstore"
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // The test binary doubles as the other replica: with CERTSTORE_CHILD set it
@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func runChild(role string) error {
 	ctx := context.Background()
-	db, err := store.Open(ctx, os.Getenv("CERTSTORE_DB"))
+	db, err := database.Open(ctx, os.Getenv("CERTSTORE_DB"))
 	if err != nil {
 		return err
 	}

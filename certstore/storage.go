@@ -26,7 +26,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // Default lock timings; see Options.
@@ -52,10 +52,10 @@ type Options struct {
 	Logger *zap.Logger
 }
 
-// Storage is a certmagic.Storage (and TryLocker) over a store.DB.
+// Storage is a certmagic.Storage (and TryLocker) over a database.DB.
 // It is safe for concurrent use.
 type Storage struct {
-	db     *store.DB
+	db     *database.DB
 	owner  string
 	lease  time.Duration
 	poll   time.Duration
@@ -69,7 +69,7 @@ type Storage struct {
 }
 
 // New returns a Storage over db, whose schema must include migration 4.
-func New(db *store.DB, opts Options) (*Storage, error) {
+func New(db *database.DB, opts Options) (*Storage, error) {
 	if db == nil {
 		return nil, errors.New("certstore: nil database")
 	}
@@ -97,11 +97,11 @@ func New(db *store.DB, opts Options) (*Storage, error) {
 		held:   map[string]*heldLock{},
 	}
 	switch db.Dialect {
-	case store.MySQL:
+	case database.MySQL:
 		// NOW(6) and UNIX_TIMESTAMP() both read the statement's start time,
 		// so the sum is one consistent instant, free of time-zone rules.
 		s.now = "(UNIX_TIMESTAMP() * 1000 + MICROSECOND(NOW(6)) DIV 1000)"
-	case store.SQLite:
+	case database.SQLite:
 		s.now = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 	default:
 		return nil, fmt.Errorf("certstore: unsupported dialect %q", db.Dialect)
@@ -126,14 +126,14 @@ func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
 	}
 	var q string
 	switch s.db.Dialect {
-	case store.MySQL:
+	case database.MySQL:
 		q = `INSERT INTO cert_storage (key_hash, storage_key, value, modified_at) VALUES (?, ?, ?, ?)
 			ON DUPLICATE KEY UPDATE value = VALUES(value), modified_at = VALUES(modified_at)`
 	default:
 		q = `INSERT INTO cert_storage (key_hash, storage_key, value, modified_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (key_hash) DO UPDATE SET value = excluded.value, modified_at = excluded.modified_at`
 	}
-	if _, err := s.db.ExecContext(ctx, q, hashKey(key), key, value, store.NowMillis()); err != nil {
+	if _, err := s.db.ExecContext(ctx, q, hashKey(key), key, value, database.NowMillis()); err != nil {
 		return fmt.Errorf("certstore: storing %q: %w", key, err)
 	}
 	return nil

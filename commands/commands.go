@@ -17,7 +17,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 func init() {
@@ -73,7 +73,7 @@ func cmdMigrate(fl caddycmd.Flags) (int, error) {
 		return exitFailedStartup, err
 	}
 	ctx := context.Background()
-	db, err := store.Open(ctx, setting)
+	db, err := database.Open(ctx, setting)
 	if err != nil {
 		return exitFailedStartup, err
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/auth"
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/identity"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 func init() {
@@ -61,7 +61,7 @@ type usersEnv struct {
 	ctx   context.Context
 	cmd   *cobra.Command
 	args  []string
-	db    *store.DB
+	db    *database.DB
 	users *auth.Users
 	out   io.Writer
 }
@@ -75,7 +75,7 @@ func usersRun(f func(e *usersEnv) error) func(*cobra.Command, []string) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		db, err := store.Open(ctx, setting)
+		db, err := database.Open(ctx, setting)
 		if err != nil {
 			return err
 		}

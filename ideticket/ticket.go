@@ -26,8 +26,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/identity"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // Ticket lifetimes.
@@ -112,14 +112,14 @@ func encoded(s string, size int) bool {
 
 // Store issues and redeems tickets. It is safe for concurrent use.
 type Store struct {
-	db  *store.DB
+	db  *database.DB
 	ttl time.Duration
 	now func() time.Time
 }
 
 // NewStore returns a Store whose tickets live for ttl (0 means DefaultTTL; at
 // most MaxTTL).
-func NewStore(db *store.DB, ttl time.Duration) (*Store, error) {
+func NewStore(db *database.DB, ttl time.Duration) (*Store, error) {
 	switch {
 	case ttl == 0:
 		ttl = DefaultTTL

@@ -13,7 +13,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/ulule/limiter/v3"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // maxIDLen is the longest counter id stored as is; longer ids are hashed to
@@ -24,16 +24,16 @@ const maxIDLen = 191
 // atomic statement, on SQLite and on MySQL/MariaDB alike, so
 // concurrent requests, on one gateway or on replicas sharing MySQL, never
 // count the same hit twice or lose one. A window starts at the first hit of
-// a key and lasts the rate's period, as in ulule's memory store.
+// a key and lasts the rate's period, as in ulule's memory database.
 type SQLStore struct {
-	db *store.DB
+	db *database.DB
 	// now is the clock; tests may replace it.
 	now func() time.Time
 }
 
 // NewSQLStore returns a store on db, whose schema has the rate_limit_counters
 // table (migration 2).
-func NewSQLStore(db *store.DB) *SQLStore {
+func NewSQLStore(db *database.DB) *SQLStore {
 	return &SQLStore{db: db, now: time.Now}
 }
 
@@ -142,7 +142,7 @@ func (s *SQLStore) increment(ctx context.Context, ex execer, key string, count i
 	id := counterID(key)
 	nowMS := now.UnixMilli()
 	expMS := now.Add(rate.Period).UnixMilli()
-	if s.db.Dialect == store.SQLite {
+	if s.db.Dialect == database.SQLite {
 		err = ex.QueryRowContext(ctx, `INSERT INTO rate_limit_counters (id, hits, expires_at) VALUES (?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
 	hits = CASE WHEN rate_limit_counters.expires_at <= ? THEN excluded.hits ELSE rate_limit_counters.hits + excluded.hits END,

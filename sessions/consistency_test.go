@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/sessions"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 func fmtInt(n int64) string { return strconv.FormatInt(n, 10) }
@@ -19,7 +19,7 @@ func fmtInt(n int64) string { return strconv.FormatInt(n, 10) }
 // AssertConsistent opens the database anew and checks rows against the workspace.
 func AssertConsistent(t *testing.T, setting, ws string) {
 	t.Helper()
-	db, err := store.Open(context.Background(), setting)
+	db, err := database.Open(context.Background(), setting)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // Every store has an instance id, written on the work it starts (creates,
@@ -23,7 +23,7 @@ var processInstance = randomSuffix()
 
 // holdInstanceLock takes the named lock of this instance (MySQL only).
 func (s *Store) holdInstanceLock(ctx context.Context) error {
-	if s.db.Dialect != store.MySQL {
+	if s.db.Dialect != database.MySQL {
 		return nil
 	}
 	s.lockMu.Lock()
@@ -67,7 +67,7 @@ func (s *Store) alive(ctx context.Context, instance string) bool {
 	switch {
 	case instance == s.instance, instance == "":
 		return true
-	case s.db.Dialect == store.SQLite:
+	case s.db.Dialect == database.SQLite:
 		return false
 	}
 	var free sql.NullInt64

@@ -11,14 +11,14 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // Expire removes every session idle for longer than Config.Timeout,
 // workspace and row, and returns how many it removed. A session touched
 // between the scan and its removal is kept.
 func (s *Store) Expire(ctx context.Context) (int, error) {
-	cutoff := store.NowMillis() - s.Config().Timeout.Milliseconds()
+	cutoff := database.NowMillis() - s.Config().Timeout.Milliseconds()
 	idle, err := s.list(ctx, "SELECT id, user_id, created_at, last_active_at FROM sessions WHERE ready = 1 AND last_active_at < ?", cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("sessions: expire: %w", err)

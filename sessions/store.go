@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // Defaults of Config.
@@ -97,7 +97,7 @@ func (c Config) withDefaults() Config {
 // Store keeps sessions: rows in the shared database and workspaces on disk.
 // It is safe for concurrent use.
 type Store struct {
-	db     *store.DB
+	db     *database.DB
 	dir    string   // <workspace>/sessions, absolute
 	root   *os.Root // confined to dir
 	cfg    atomic.Pointer[Config]
@@ -124,7 +124,7 @@ type Store struct {
 
 // New returns a store over db whose workspaces live under
 // <workspace>/sessions/, creating that directory if needed.
-func New(db *store.DB, workspace string, cfg Config, logger *zap.Logger) (*Store, error) {
+func New(db *database.DB, workspace string, cfg Config, logger *zap.Logger) (*Store, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
@@ -151,7 +151,7 @@ func New(db *store.DB, workspace string, cfg Config, logger *zap.Logger) (*Store
 	return s, nil
 }
 
-// SetConfig replaces the limits; a config reload calls it on the shared store.
+// SetConfig replaces the limits; a config reload calls it on the shared database.
 func (s *Store) SetConfig(cfg Config) {
 	c := cfg.withDefaults()
 	s.cfg.Store(&c)
@@ -181,7 +181,7 @@ func (s *Store) Create(ctx context.Context, userID string) (Session, error) {
 	}
 	cfg := s.Config()
 	id := newID()
-	now := store.NowMillis()
+	now := database.NowMillis()
 	if err := s.reserve(ctx, cfg, id, userID, now); err != nil {
 		return Session{}, err
 	}
@@ -205,7 +205,7 @@ func (s *Store) Create(ctx context.Context, userID string) (Session, error) {
 // reserve inserts the not-yet-ready row of a new session if the caps allow it.
 func (s *Store) reserve(ctx context.Context, cfg Config, id, userID string, now int64) error {
 	var opts *sql.TxOptions
-	if s.db.Dialect == store.MySQL {
+	if s.db.Dialect == database.MySQL {
 		// Each count must see every create committed before this one took
 		// the lock row, not a snapshot from the start of the transaction.
 		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
@@ -370,7 +370,7 @@ func (s *Store) Touch(ctx context.Context, id string) error {
 		return ErrNotFound
 	}
 	cfg := s.Config()
-	now := store.NowMillis()
+	now := database.NowMillis()
 	if last, ok := s.touched.Load(id); ok && now-last.(int64) < cfg.TouchInterval.Milliseconds() {
 		return nil
 	}

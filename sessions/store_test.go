@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 	"github.com/claude-gateway/claude-gateway/sessions"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // newStore opens a store on a fresh database of the dialect and a fresh workspace.
-func newStore(t *testing.T, setting string, cfg sessions.Config) (*sessions.Store, *store.DB, string) {
+func newStore(t *testing.T, setting string, cfg sessions.Config) (*sessions.Store, *database.DB, string) {
 	t.Helper()
 	db := testenv.OpenDB(t, setting)
 	ws := t.TempDir()
@@ -261,7 +261,7 @@ func TestRepairFinishesCrashedOperations(t *testing.T) {
 		dir := filepath.Join(ws, "sessions")
 		keep, _ := st.Create(ctx, "alice")
 		keep2, _ := st.Create(ctx, "alice")
-		now := store.NowMillis()
+		now := database.NowMillis()
 
 		// Create crashed after its row: a not-ready row, with and without staging.
 		rowOnly := "session-" + testenv.RandomHex(16)
@@ -322,10 +322,10 @@ func TestRepairTellsLiveFromDeadWork(t *testing.T) {
 	forEachDB(t, func(t *testing.T, setting string) {
 		ctx := context.Background()
 		st, db, ws := newStore(t, setting, sessions.Config{})
-		now := store.NowMillis()
+		now := database.NowMillis()
 		live, dead := "session-"+testenv.RandomHex(16), "session-"+testenv.RandomHex(16)
 		liveOwner, deadOwner := testenv.RandomHex(8), testenv.RandomHex(8)
-		if db.Dialect == store.MySQL {
+		if db.Dialect == database.MySQL {
 			// Another replica, alive: it holds its lock on a connection of its own.
 			conn, err := db.Conn(ctx)
 			if err != nil {

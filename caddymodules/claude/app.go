@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/audit"
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/health"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 func init() {
@@ -56,7 +56,7 @@ type App struct {
 	AuditConfig *AuditConfig `json:"audit,omitempty"`
 
 	svc    services
-	db     *store.DB
+	db     *database.DB
 	audit  *audit.Writer
 	health *health.Registry
 	logger *zap.Logger
@@ -120,7 +120,7 @@ func (a *App) Cleanup() error {
 }
 
 // DB returns the shared database pool.
-func (a *App) DB() *store.DB { return a.db }
+func (a *App) DB() *database.DB { return a.db }
 
 // Health returns the registry of the checks behind /api/health and /api/ready.
 func (a *App) Health() *health.Registry { return a.health }

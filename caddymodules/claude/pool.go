@@ -7,7 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // databases holds the open pools by setting. A reload provisions the new
@@ -20,19 +20,19 @@ var databases = caddy.NewUsagePool()
 // need the database before or apart from the `claude` app (the certificate
 // storage is provisioned before any app) share the app's pool this way. Pair
 // every successful call with ReleaseDB(setting) in Cleanup.
-func AcquireDB(ctx context.Context, setting string) (db *store.DB, reused bool, err error) {
-	if _, err := store.ParseSetting(setting); err != nil {
+func AcquireDB(ctx context.Context, setting string) (db *database.DB, reused bool, err error) {
+	if _, err := database.ParseSetting(setting); err != nil {
 		return nil, false, err
 	}
 	val, loaded, err := databases.LoadOrNew(setting, func() (caddy.Destructor, error) {
 		openCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
-		return store.Open(openCtx, setting)
+		return database.Open(openCtx, setting)
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	return val.(*store.DB), loaded, nil
+	return val.(*database.DB), loaded, nil
 }
 
 // ReleaseDB drops one user of the pool of setting, taken by AcquireDB; the

@@ -19,7 +19,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // states holds, per database, what must outlive a config reload: the
@@ -47,7 +47,7 @@ func (s *state) Destruct() error {
 	return nil
 }
 
-func newState(db *store.DB, users *auth.Users, logger *zap.Logger, syncEvery time.Duration, policy auth.RegulationPolicy) (*state, error) {
+func newState(db *database.DB, users *auth.Users, logger *zap.Logger, syncEvery time.Duration, policy auth.RegulationPolicy) (*state, error) {
 	s := &state{
 		revocations: auth.NewRevocations(db),
 		memReg:      auth.NewMemoryRegulator(policy),
@@ -95,7 +95,7 @@ func adminPassword(getenv func(string) string) (string, error) {
 	return string(val), nil
 }
 
-func (s *state) loop(ctx context.Context, db *store.DB, logger *zap.Logger) {
+func (s *state) loop(ctx context.Context, db *database.DB, logger *zap.Logger) {
 	defer close(s.done)
 	nextCleanup := time.Now()
 	for {

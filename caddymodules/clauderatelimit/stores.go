@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/ratelimit"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // memoryStores holds the memory stores by zone name and rate. A reload
@@ -61,7 +61,7 @@ func acquireMemory(key string) (limiter.Store, error) {
 
 func releaseMemory(key string) { memoryStores.Delete(key) }
 
-// syncedStore is a pooled synced store. It holds its own reference to the
+// syncedStore is a pooled synced database. It holds its own reference to the
 // database pool, so that its last sync, when it is destructed at shutdown,
 // still finds the pool open.
 type syncedStore struct {
@@ -79,7 +79,7 @@ func (s syncedStore) Destruct() error {
 	return err
 }
 
-func syncedKey(db *store.DB, interval time.Duration) string {
+func syncedKey(db *database.DB, interval time.Duration) string {
 	return db.Redacted + "|" + interval.String()
 }
 
@@ -111,7 +111,7 @@ type sqlShared struct {
 	done   chan struct{}
 }
 
-func acquireSQL(db *store.DB, logger *zap.Logger) (*sqlShared, error) {
+func acquireSQL(db *database.DB, logger *zap.Logger) (*sqlShared, error) {
 	v, _, err := sqlStores.LoadOrNew(db.Redacted, func() (caddy.Destructor, error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &sqlShared{store: ratelimit.NewSQLStore(db), health: new(ratelimit.StoreHealth), stop: cancel, done: make(chan struct{})}

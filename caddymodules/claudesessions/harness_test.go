@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/sessions"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 // gw is a running gateway (Caddyfile.dev, real binary) with tokens for three users.
@@ -130,7 +130,7 @@ func expect(t testing.TB, what string, r reply, status int, code string) {
 // row, no staging, trash or temporary file.
 func assertConsistent(t testing.TB, setting, dir string) {
 	t.Helper()
-	db, err := store.Open(context.Background(), setting)
+	db, err := database.Open(context.Background(), setting)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/claude-gateway/claude-gateway/store"
+	"github.com/claude-gateway/claude-gateway/database"
 )
 
 // InCI reports whether the tests run under CI (CI=true), where nothing may be skipped.
@@ -64,7 +64,7 @@ func MySQLDatabase(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		Missing(t, "MariaDB at "+store.Redact(server), err)
+		Missing(t, "MariaDB at "+database.Redact(server), err)
 	}
 	t.Cleanup(func() {
 		db, err := sql.Open("mysql", cfg.FormatDSN())
@@ -95,11 +95,11 @@ func Databases(t *testing.T) map[string]string {
 }
 
 // OpenDB opens and migrates a database setting, closing it when the test ends.
-func OpenDB(t testing.TB, setting string) *store.DB {
+func OpenDB(t testing.TB, setting string) *database.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), setting)
+	db, err := database.Open(context.Background(), setting)
 	if err != nil {
-		t.Fatalf("opening %s: %v", store.Redact(setting), err)
+		t.Fatalf("opening %s: %v", database.Redact(setting), err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db

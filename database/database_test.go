@@ -1,4 +1,4 @@
-package store_test
+package database_test
 
 import (
 	"context"
@@ -9,21 +9,21 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
-	"github.com/claude-gateway/claude-gateway/store"
 )
 
 func TestParseSetting(t *testing.T) {
 	tests := []struct {
 		in        string
-		dialect   store.Dialect
+		dialect   database.Dialect
 		wantError string
 	}{
-		{"sqlite:./data/gateway.db", store.SQLite, ""},
-		{"sqlite:///var/lib/gw.db", store.SQLite, ""},
-		{"sqlite::memory:", store.SQLite, ""},
-		{"mysql://u:p@tcp(db:3306)/claude", store.MySQL, ""},
-		{"mysql://u:p@tcp(db:3306)/claude?tls=true", store.MySQL, ""},
+		{"sqlite:./data/gateway.db", database.SQLite, ""},
+		{"sqlite:///var/lib/gw.db", database.SQLite, ""},
+		{"sqlite::memory:", database.SQLite, ""},
+		{"mysql://u:p@tcp(db:3306)/claude", database.MySQL, ""},
+		{"mysql://u:p@tcp(db:3306)/claude?tls=true", database.MySQL, ""},
 		{"", "", "empty setting"},
 		{"sqlite:", "", "needs a file path"},
 		{"mysql://u:p@tcp(db:3306)/", "", "names no database"},
@@ -32,7 +32,7 @@ func TestParseSetting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			s, err := store.ParseSetting(tt.in)
+			s, err := database.ParseSetting(tt.in)
 			if tt.wantError != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantError) || !strings.HasPrefix(err.Error(), "database") {
 					t.Fatalf("err = %v, want one naming the setting and containing %q", err, tt.wantError)
@@ -47,11 +47,11 @@ func TestParseSetting(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	got := store.Redact("mysql://claude:s3cret@tcp(db:3306)/claude")
+	got := database.Redact("mysql://claude:s3cret@tcp(db:3306)/claude")
 	if strings.Contains(got, "s3cret") || !strings.Contains(got, "claude:xxxxx@tcp(db:3306)/claude") {
 		t.Fatalf("Redact = %q", got)
 	}
-	if _, err := store.ParseSetting("postgres://u:s3cret@db/x"); err == nil || strings.Contains(err.Error(), "s3cret") {
+	if _, err := database.ParseSetting("postgres://u:s3cret@db/x"); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("error leaks the password or is nil: %v", err)
 	}
 }
@@ -75,7 +75,7 @@ func TestMigrate(t *testing.T) {
 	ctx := context.Background()
 	for dialect, setting := range testenv.Databases(t) {
 		t.Run(dialect, func(t *testing.T) {
-			db, err := store.Connect(ctx, setting)
+			db, err := database.Connect(ctx, setting)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +116,7 @@ func TestMigrateConcurrentReplicas(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			db, err := store.Connect(ctx, setting)
+			db, err := database.Connect(ctx, setting)
 			if err != nil {
 				errs <- err
 				return
@@ -132,7 +132,7 @@ func TestMigrateConcurrentReplicas(t *testing.T) {
 			t.Fatalf("replica migrate: %v", err)
 		}
 	}
-	db, err := store.Connect(ctx, setting)
+	db, err := database.Connect(ctx, setting)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,11 +147,11 @@ func TestMigrateConcurrentReplicas(t *testing.T) {
 // dialects, twice, and checks both dialects define the same versions.
 func TestEmbeddedMigrations(t *testing.T) {
 	ctx := context.Background()
-	sq, err := store.LoadMigrations(store.Migrations, store.SQLite)
+	sq, err := database.LoadMigrations(database.Migrations, database.SQLite)
 	if err != nil {
 		t.Fatal(err)
 	}
-	my, err := store.LoadMigrations(store.Migrations, store.MySQL)
+	my, err := database.LoadMigrations(database.Migrations, database.MySQL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestEmbeddedMigrations(t *testing.T) {
 			if v, err := db.Version(ctx); err != nil || v != want {
 				t.Fatalf("version = %d, %v; want %d", v, err, want)
 			}
-			if err := db.Migrate(ctx, store.Migrations); err != nil {
+			if err := db.Migrate(ctx, database.Migrations); err != nil {
 				t.Fatalf("second migrate: %v", err)
 			}
 		})

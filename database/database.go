@@ -1,6 +1,6 @@
-// Package store opens the gateway's database (embedded SQLite or MySQL/MariaDB)
+// Package database opens the gateway's database (embedded SQLite or MySQL/MariaDB)
 // from one setting string and applies the schema migrations embedded in the binary.
-package store
+package database
 
 import (
 	"context"
