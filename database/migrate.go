@@ -104,6 +104,9 @@ func (db *DB) Migrate(ctx context.Context, fsys fs.FS) error {
 		applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: creating schema_migrations: %w", err)
 	}
+	if err := renumber(ctx, conn); err != nil {
+		return err
+	}
 	applied := map[int]bool{}
 	rows, err := conn.QueryContext(ctx, "SELECT version FROM schema_migrations")
 	if err != nil {
@@ -128,6 +131,44 @@ func (db *DB) Migrate(ctx context.Context, fsys fs.FS) error {
 		if err := apply(ctx, conn, m); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// renumbered maps the versions the gateway's migrations had before they were
+// numbered in order (1, 2, 3, 4, 5, 11, 12, 13, 31) to their versions now.
+// A database migrated by an older binary records the old version and file
+// name; renumber rewrites such rows so those migrations are not applied again.
+var renumbered = []struct {
+	oldVersion int
+	oldName    string
+	version    int
+	name       string
+}{
+	{11, "11_auth_regulation.sql", 6, "6_auth_regulation.sql"},
+	{12, "12_ide_tickets.sql", 7, "7_ide_tickets.sql"},
+	{13, "13_ide_ticket_state.sql", 8, "8_ide_ticket_state.sql"},
+	{31, "31_sessions_creator.sql", 9, "9_sessions_creator.sql"},
+}
+
+// renumber rewrites, in one transaction, the schema_migrations rows of an
+// older binary's numbering to the current one (see renumbered). A row is
+// matched by its old version and file name, so other migration sets are left
+// alone; the old and new versions do not overlap, so no row collides.
+func renumber(ctx context.Context, conn *sql.Conn) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: renumbering: %w", err)
+	}
+	defer tx.Rollback()
+	for _, r := range renumbered {
+		if _, err := tx.ExecContext(ctx, "UPDATE schema_migrations SET version = ?, name = ? WHERE version = ? AND name = ?",
+			r.version, r.name, r.oldVersion, r.oldName); err != nil {
+			return fmt.Errorf("migrate: renumbering %s: %w", r.oldName, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: renumbering: %w", err)
 	}
 	return nil
 }

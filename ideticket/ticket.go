@@ -200,7 +200,7 @@ func (s *Store) Redeem(ctx context.Context, audience, ticket, nonce string) (Gra
 	if err != nil {
 		return Grant{}, fmt.Errorf("ideticket: reading a ticket: %w", err)
 	}
-	// A row without a binding (written before migration 13) never matches:
+	// A row without a binding (written before migration 8) never matches:
 	// ValidBinding refuses the empty string.
 	if nonce == "" || !ValidBinding(g.State) ||
 		subtle.ConstantTimeCompare([]byte(Binding(nonce)), []byte(g.State)) != 1 {

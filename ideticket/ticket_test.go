@@ -136,7 +136,7 @@ func TestTickets(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// A ticket row written by a replica without migration 13
+				// A ticket row written by a replica without migration 8
 				// carries the column's default.
 				if _, err := db.ExecContext(ctx, "UPDATE ide_tickets SET state_hash = '' WHERE ticket_hash = ?", hash(tk)); err != nil {
 					t.Fatal(err)
