@@ -82,13 +82,7 @@ func startEnv(t testing.TB, extra map[string]string, settings ...string) *gw {
 	for k, v := range extra {
 		env[k] = v
 	}
-	// A short directory: the IDE sockets beneath it have a bounded path.
-	dir, err := os.MkdirTemp("", "gx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: env, Dir: dir})
+	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: env, Dir: shortDir(t)})
 	c := g.Client()
 	c.Timeout = 2 * time.Minute
 	w := &gw{
@@ -115,6 +109,18 @@ func startEnv(t testing.TB, extra map[string]string, settings ...string) *gw {
 		}
 	})
 	return w
+}
+
+// shortDir is a gateway's working directory with a short path: the IDE
+// sockets of the workspaces beneath it have a bounded path.
+func shortDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // caddyfile is Caddyfile.dev with the test's executor block.
@@ -850,10 +856,18 @@ func TestRunPastTheQuota(t *testing.T) {
 func TestTwoGatewaysKeepTheirRuns(t *testing.T) {
 	t.Parallel()
 	testenv.DockerImage(t, image())
+	prefix := containerPrefix("unnamed-" + testenv.RandomHex(6))
+	t.Cleanup(func() {
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "name=^/"+prefix).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+	})
 	unnamed := func() *gatewaytest.Gateway {
 		cfg := caddyfile(t, "unset", "cleanup_interval 1s")
 		cfg = strings.Replace(cfg, "\t\t\tinstance unset\n", "", 1)
-		return gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: map[string]string{
+		cfg = strings.Replace(cfg, "container_prefix "+containerPrefix("unset"), "container_prefix "+prefix, 1)
+		return gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Dir: shortDir(t), Env: map[string]string{
 			"SECRET_KEY":            gatewaytest.TestSecret,
 			"CLAUDE_DATABASE":       testenv.SQLiteDatabase(t),
 			"RATE_LIMIT_PER_MINUTE": "100000",
