@@ -44,8 +44,12 @@ func Insert(ctx context.Context, db *database.DB, events ...Event) error {
 
 // Filter selects events for Query. Zero fields select everything.
 type Filter struct {
-	// User matches events whose actor or subject is this username (or user id).
+	// User matches events whose actor or subject is this username (or
+	// whose actor_id is this user id).
 	User string
+	// UserID, with User, also matches the events that name the user by id
+	// only (runs).
+	UserID string
 	// Kind matches one kind.
 	Kind Kind
 	// Since and Until bound the time (Since inclusive, Until exclusive).
@@ -74,8 +78,12 @@ func Query(ctx context.Context, db *database.DB, f Filter) (Page, error) {
 	var where []string
 	var args []any
 	if f.User != "" {
-		where = append(where, "(actor = ? OR actor_id = ? OR subject = ?)")
-		args = append(args, f.User, f.User, f.User)
+		id := f.UserID
+		if id == "" {
+			id = f.User
+		}
+		where = append(where, "(actor = ? OR subject = ? OR actor_id = ?)")
+		args = append(args, f.User, f.User, id)
 	}
 	if f.Kind != "" {
 		where = append(where, "kind = ?")

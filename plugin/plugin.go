@@ -6,6 +6,7 @@ package plugin
 import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeconsole"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeexec"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudehealth"
