@@ -17,6 +17,7 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudepath"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/clauderatelimit"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudesessions"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeworkspace"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/handoff"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/mysqlstorage"
 	_ "github.com/claude-gateway/claude-gateway/commands"

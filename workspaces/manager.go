@@ -138,6 +138,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	lastUsed map[string]time.Time // session id → last IDE request or run
+	held     map[string]int       // session id → uses in progress (open IDE sockets, runs)
 	ready    map[string]readyMark // session id → the IDE answered for this container start
 
 	stop     chan struct{}
@@ -178,6 +179,7 @@ func New(cfg Config, docker *client.Client, index SessionIndex, logger *zap.Logg
 		index:    index,
 		sessDir:  filepath.Join(cfg.Workspace, "sessions"),
 		lastUsed: map[string]time.Time{},
+		held:     map[string]int{},
 		ready:    map[string]readyMark{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -212,6 +214,34 @@ func (m *Manager) Touch(sessionID string) {
 	m.mu.Lock()
 	m.lastUsed[sessionID] = time.Now()
 	m.mu.Unlock()
+}
+
+// Hold marks a use of a session's workspace in progress (an open IDE
+// WebSocket, a run): the workspace is not stopped as idle until release is
+// called, and counts as used at that moment.
+func (m *Manager) Hold(sessionID string) (release func()) {
+	m.mu.Lock()
+	m.held[sessionID]++
+	m.lastUsed[sessionID] = time.Now()
+	m.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			if m.held[sessionID]--; m.held[sessionID] <= 0 {
+				delete(m.held, sessionID)
+			}
+			m.lastUsed[sessionID] = time.Now()
+			m.mu.Unlock()
+		})
+	}
+}
+
+// inUse reports whether a session's workspace is held or was used within d.
+func (m *Manager) inUse(sessionID string, since time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.held[sessionID] > 0 || m.lastUsed[sessionID].After(since)
 }
 
 // name is the container name of a session.

@@ -393,9 +393,11 @@ func TestSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Stopped != 1 || rep.Removed != 0 {
-		// The gone session's container is younger than a minute: kept.
-		t.Errorf("sweep: %+v, want 1 stopped", rep)
+	if rep.Stopped != 1 || rep.Removed != 1 {
+		t.Errorf("sweep: %+v, want 1 stopped and 1 removed", rep)
+	}
+	if _, exists := h.inspect(ws[2].Name); exists {
+		t.Error("the workspace of a session that is gone survived the sweep")
 	}
 	if running, _ := h.inspect(ws[0].Name); running {
 		t.Error("the idle workspace still runs")

@@ -54,10 +54,8 @@ func (m *Manager) Sweep(ctx context.Context) (SweepReport, error) {
 		}
 		used, exists := known[id]
 		if !exists {
-			// Created after the index was read: a session being made now.
-			if now.Sub(time.Unix(c.Created, 0)) < time.Minute {
-				continue
-			}
+			// The container was listed before the index was read, and is
+			// only ever made for a session that exists: the session went.
 			if err := m.Remove(ctx, id); err != nil {
 				note(err)
 				continue
@@ -70,12 +68,8 @@ func (m *Manager) Sweep(ctx context.Context) (SweepReport, error) {
 		if c.State != "running" {
 			continue
 		}
-		m.mu.Lock()
-		if t := m.lastUsed[id]; t.After(used) {
-			used = t
-		}
-		m.mu.Unlock()
-		if now.Sub(used) < m.cfg.IdleTimeout {
+		cutoff := now.Add(-m.cfg.IdleTimeout)
+		if used.After(cutoff) || m.inUse(id, cutoff) {
 			continue
 		}
 		if err := m.stopIdle(ctx, id, m.cfg.IdleTimeout); err != nil {
@@ -84,7 +78,7 @@ func (m *Manager) Sweep(ctx context.Context) (SweepReport, error) {
 		}
 		rep.Stopped++
 		m.logger.Info("stopped an idle workspace", zap.String("session", id), zap.String("container", c.ID),
-			zap.Time("last_used", used))
+			zap.Time("session_last_used", used))
 	}
 	return rep, firstErr
 }
@@ -94,10 +88,7 @@ func (m *Manager) Sweep(ctx context.Context) (SweepReport, error) {
 func (m *Manager) stopIdle(ctx context.Context, id string, idle time.Duration) error {
 	unlock := m.locks.lock(id)
 	defer unlock()
-	m.mu.Lock()
-	used := m.lastUsed[id]
-	m.mu.Unlock()
-	if time.Since(used) < idle {
+	if m.inUse(id, time.Now().Add(-idle)) {
 		return nil
 	}
 	return m.Stop(ctx, id)
