@@ -20,10 +20,11 @@ import (
 
 // stack is a gateway on Caddyfile.dev in front of three real upstreams.
 type stack struct {
-	gw                     *gatewaytest.Gateway
-	frontend, backend, ide *gatewaytest.Upstream
+	gw                *gatewaytest.Gateway
+	frontend, backend *gatewaytest.Upstream
 	// token opens the app host, ideToken the IDE host (neither opens the other).
 	token, ideToken string
+	session         string // startIDEStack's session: its IDE is /s/{session}/
 }
 
 func startStack(t *testing.T, env map[string]string) *stack {
@@ -31,14 +32,12 @@ func startStack(t *testing.T, env map[string]string) *stack {
 	s := &stack{
 		frontend: gatewaytest.NewUpstream(t, "frontend"),
 		backend:  gatewaytest.NewUpstream(t, "backend"),
-		ide:      gatewaytest.NewUpstream(t, "code-server"),
 	}
 	e := map[string]string{
-		"FRONTEND_UPSTREAM":    s.frontend.Addr(),
-		"BACKEND_UPSTREAM":     s.backend.Addr(),
-		"CODE_SERVER_UPSTREAM": s.ide.Addr(),
-		"SECRET_KEY":           gatewaytest.TestSecret,
-		"CLAUDE_DATABASE":      testenv.SQLiteDatabase(t),
+		"FRONTEND_UPSTREAM": s.frontend.Addr(),
+		"BACKEND_UPSTREAM":  s.backend.Addr(),
+		"SECRET_KEY":        gatewaytest.TestSecret,
+		"CLAUDE_DATABASE":   testenv.SQLiteDatabase(t),
 	}
 	for k, v := range env {
 		e[k] = v
@@ -55,6 +54,16 @@ func (s *stack) tokenFor(rawURL string) string {
 		return s.ideToken
 	}
 	return s.token
+}
+
+// startIDEStack is startStack with session workspaces (the stand-in IDE
+// image on the machine's engine) and a session of the token's user, whose
+// IDE is at s.ideOrigin()/s/{s.session}/.
+func startIDEStack(t *testing.T) *stack {
+	t.Helper()
+	s := startStack(t, gatewaytest.WorkspaceEnv(t))
+	s.session = s.gw.NewSession(t, http.Header{"Authorization": {"Bearer " + s.token}})
+	return s
 }
 
 func (s *stack) appOrigin() string { return fmt.Sprintf("https://localhost:%d", s.gw.HTTPSPort) }
@@ -84,24 +93,26 @@ func (s *stack) get(t *testing.T, url string, header http.Header) (*http.Respons
 }
 
 func TestRouting(t *testing.T) {
-	s := startStack(t, nil)
+	s := startIDEStack(t)
+	ide := "/s/" + s.session
 	tests := []struct {
 		host, path   string
 		wantUpstream string
+		prefix       string // stripped before the upstream
 	}{
-		{"localhost", "/", "frontend"},
-		{"localhost", "/projects/42", "frontend"},
-		{"localhost", "/_next/static/app.js", "frontend"},
-		{"localhost", "/api/chat", "backend"},
-		{"localhost", "/api/agents/1/messages", "backend"},
-		{"localhost", "/ws/agent", "backend"},
-		{"ide.localhost", "/", "code-server"},
-		{"ide.localhost", "/static/out/vs/workbench.js", "code-server"},
-		{"ide.localhost", "/api/something", "code-server"},
+		{"localhost", "/", "frontend", ""},
+		{"localhost", "/projects/42", "frontend", ""},
+		{"localhost", "/_next/static/app.js", "frontend", ""},
+		{"localhost", "/api/chat", "backend", ""},
+		{"localhost", "/api/agents/1/messages", "backend", ""},
+		{"localhost", "/ws/agent", "backend", ""},
+		{"ide.localhost", "/", "code-server", ide},
+		{"ide.localhost", "/static/out/vs/workbench.js", "code-server", ide},
+		{"ide.localhost", "/api/something", "code-server", ide},
 	}
 	for _, tt := range tests {
 		t.Run(tt.host+tt.path, func(t *testing.T) {
-			resp, body := s.get(t, s.gw.URL(tt.host, tt.path), nil)
+			resp, body := s.get(t, s.gw.URL(tt.host, tt.prefix+tt.path), http.Header{"Accept": {"application/json"}})
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
@@ -156,13 +167,13 @@ func echoRoundTrip(ctx context.Context, c *websocket.Conn, msg string) (string, 
 }
 
 func TestWebSockets(t *testing.T) {
-	s := startStack(t, nil)
+	s := startIDEStack(t)
 	tests := []struct {
 		name, url, origin, want string
 	}{
 		{"backend via app host", "wss://localhost:%d/ws/agent", "app", "backend"},
 		{"backend API socket", "wss://localhost:%d/api/agent/stream", "app", "backend"},
-		{"code-server via IDE host", "wss://ide.localhost:%d/stable-123?reconnectionToken=abc", "ide", "code-server"},
+		{"code-server via IDE host", "wss://ide.localhost:%d/s/SESSION/stable-123?reconnectionToken=abc", "ide", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,13 +183,18 @@ func TestWebSockets(t *testing.T) {
 			if tt.origin == "ide" {
 				origin = s.ideOrigin()
 			}
-			c := s.dialWS(t, ctx, fmt.Sprintf(tt.url, s.gw.HTTPSPort), origin)
+			url := strings.Replace(fmt.Sprintf(tt.url, s.gw.HTTPSPort), "SESSION", s.session, 1)
+			c := s.dialWS(t, ctx, url, origin)
 			defer c.CloseNow()
 			for i := range 3 {
 				msg := fmt.Sprintf("hello %d", i)
+				want := msg // the IDE stand-in echoes the message as it is
+				if tt.want != "" {
+					want = tt.want + ":" + msg
+				}
 				got, err := echoRoundTrip(ctx, c, msg)
-				if err != nil || got != tt.want+":"+msg {
-					t.Fatalf("round trip %d: got %q, %v; want %q", i, got, err, tt.want+":"+msg)
+				if err != nil || got != want {
+					t.Fatalf("round trip %d: got %q, %v; want %q", i, got, err, want)
 				}
 			}
 			c.Close(websocket.StatusNormalClosure, "")
@@ -187,7 +203,7 @@ func TestWebSockets(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	s := startStack(t, nil)
+	s := startIDEStack(t)
 	common := map[string]string{
 		"Strict-Transport-Security": "max-age=31536000",
 		"X-Content-Type-Options":    "nosniff",
@@ -212,7 +228,7 @@ func TestSecurityHeaders(t *testing.T) {
 			"X-Frame-Options":         "DENY",
 			"Content-Security-Policy": "frame-ancestors 'none'",
 		}, []string{"Server", "Via"}},
-		{"ide", "ide.localhost", "/", map[string]string{
+		{"ide", "ide.localhost", "/s/" + s.session + "/", map[string]string{
 			"Content-Security-Policy": "frame-ancestors 'self' https://localhost:PORT",
 		}, []string{"Server", "Via", "X-Frame-Options"}},
 	}
@@ -258,7 +274,7 @@ func TestHTTPRedirectsToHTTPS(t *testing.T) {
 			t.Fatalf("%s: HSTS on plain HTTP", host)
 		}
 	}
-	if hits := s.frontend.Hits.Load() + s.ide.Hits.Load(); hits != 0 {
+	if hits := s.frontend.Hits.Load() + s.backend.Hits.Load(); hits != 0 {
 		t.Fatalf("plain HTTP reached an upstream %d times", hits)
 	}
 }

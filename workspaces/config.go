@@ -178,11 +178,6 @@ func (c Config) Validate() error {
 	case !strings.HasPrefix(c.DaemonWorkspace, "/"):
 		return fmt.Errorf("workspaces: daemon workspace %q is not an absolute path", c.DaemonWorkspace)
 	}
-	// The gateway dials <Workspace>/sessions/<id>/ide.sock: a unix socket
-	// path holds at most 107 bytes.
-	if n := len(c.Workspace) + len("/sessions/session-/ide.sock") + 32; n > maxSocketPath {
-		return fmt.Errorf("workspaces: the directory %s is too long for the IDE sockets beneath it (%d bytes, at most %d)", c.Workspace, n, maxSocketPath)
-	}
 	if _, _, err := ids(c.User); err != nil {
 		return err
 	}

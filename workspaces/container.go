@@ -175,6 +175,7 @@ func (m *Manager) createOptions(spec Spec, files, home string) client.ContainerC
 				LabelSession:  spec.SessionID,
 				LabelUser:     spec.UserID,
 				LabelInstance: c.Instance,
+				LabelRoot:     c.DaemonWorkspace,
 			},
 		},
 		HostConfig: hc,

@@ -34,6 +34,11 @@ const (
 	LabelUser = "org.claude-gateway.user"
 	// LabelInstance holds the Config.Instance of the gateway that created it.
 	LabelInstance = "org.claude-gateway.instance"
+	// LabelRoot holds the workspace directory (as the daemon sees it) whose
+	// session the container serves: the sweep of a gateway touches only the
+	// containers of its own directory, never another deployment's (or
+	// another test's) on the same engine.
+	LabelRoot = "org.claude-gateway.workspace.root"
 )
 
 // Paths inside a workspace container.

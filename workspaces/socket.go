@@ -101,6 +101,10 @@ const readyTrust = 5 * time.Second
 // waitIDE links and probes the IDE socket until it answers, ctx ends or
 // StartWait passes.
 func (m *Manager) waitIDE(ctx context.Context, w *Workspace) error {
+	// A unix socket path holds at most 107 bytes; runs work without it.
+	if len(w.Socket) > maxSocketPath {
+		return fmt.Errorf("workspaces: the IDE socket %s is longer than a unix socket path may be (%d bytes, at most %d): move the workspace directory to a shorter path", w.Socket, len(w.Socket), maxSocketPath)
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.StartWait)
 	defer cancel()
 	delay := 20 * time.Millisecond

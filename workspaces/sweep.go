@@ -20,7 +20,7 @@ type SweepReport struct {
 // Sweep stops the workspaces idle for IdleTimeout (no IDE request or run
 // through this manager, and the session not used on any replica) and
 // removes the containers whose session is gone, whichever gateway made
-// them. It needs the SessionIndex given to New; without one it does nothing.
+// them, among the containers of its workspace directory. It needs the SessionIndex given to New; without one it does nothing.
 func (m *Manager) Sweep(ctx context.Context) (SweepReport, error) {
 	var rep SweepReport
 	if m.index == nil {
@@ -28,7 +28,7 @@ func (m *Manager) Sweep(ctx context.Context) (SweepReport, error) {
 	}
 	list, err := m.docker.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
-		Filters: client.Filters{}.Add("label", LabelManaged+"=1"),
+		Filters: client.Filters{}.Add("label", LabelManaged+"=1").Add("label", LabelRoot+"="+m.cfg.DaemonWorkspace),
 	})
 	if err != nil {
 		return rep, fmt.Errorf("workspaces: listing workspaces: %w", unavailable(err))

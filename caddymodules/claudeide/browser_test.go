@@ -24,8 +24,9 @@ import (
 // origins frame the IDE host and the browser refuses to render it.
 func TestBrowserSignOn(t *testing.T) {
 	chromium := testenv.Chromium(t)
-	s := startStack(t)
-	ideURL := s.ideOrigin() + "/?folder=/workspace"
+	s := startIDEStack(t)
+	session := s.gw.NewSession(t, http.Header{"Cookie": {s.login(t)}})
+	ideURL := s.ideOrigin() + "/s/" + session + "/"
 	s.frontend.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -35,11 +36,18 @@ func TestBrowserSignOn(t *testing.T) {
 		fmt.Fprintf(w, `<!doctype html><title>Claude</title><h1 id="app">Frontend for %s</h1>
 <iframe id="ide" src="%s" width="900" height="300"></iframe>`, r.Header.Get("X-Auth-User-Name"), ideURL)
 	})
-	s.ide.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("X-Frame-Options", "DENY") // the gateway must drop it on the IDE host
-		fmt.Fprintf(w, `<!doctype html><title>IDE</title><body style="background:#1e1e1e;color:#ddd"><h1 id="ide-ready">Stub IDE %s</h1>`, r.URL.Query().Get("folder"))
-	})
+	// The session's IDE is the stand-in (internal/standin) in the session's
+	// workspace container: its page names its folder in #folder and shows
+	// in #ws the echo of a message sent over a WebSocket beside the page.
+	ideServed := func() int {
+		n := 0
+		for _, l := range strings.Split(s.gw.Log(), "\n") {
+			if strings.Contains(l, `"uri":"/s/`+session+`/"`) && strings.Contains(l, `"status":200`) {
+				n++
+			}
+		}
+		return n
+	}
 	// Pages of other origins that try to frame the IDE host: one on the same
 	// site as the app (https://localhost on another port: the browser sends it
 	// the IDE cookie, so only frame-ancestors can stop it) and one cross-site.
@@ -111,27 +119,37 @@ func TestBrowserSignOn(t *testing.T) {
 	if appURL != s.app()+"/" || heading != "Frontend for admin" {
 		t.Fatalf("after sign-in: %s %q", appURL, heading)
 	}
-	text, err := waitFrameText(ctx, "ide-ready", 20*time.Second)
+	text, err := waitFrameText(ctx, "folder", 60*time.Second)
 	if err != nil {
 		screenshot(t, ctx, "claude-e2e-2-app-failed.png")
 		t.Fatalf("the IDE iframe did not show the IDE: %v", err)
 	}
-	if text != "Stub IDE /workspace" {
-		t.Errorf("IDE iframe shows %q", text)
+	if text != "/workspace" {
+		t.Errorf("IDE iframe shows the folder %q", text)
+	}
+	// The IDE's WebSocket connects through the gateway from inside the iframe.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if text, _ = waitFrameText(ctx, "ws", time.Second); text == "echo: ping" {
+			break
+		}
+		if time.Now().After(deadline) {
+			screenshot(t, ctx, "claude-e2e-2-ws-failed.png")
+			t.Fatalf("the IDE's WebSocket in the iframe shows %q, want the echo", text)
+		}
 	}
 	screenshot(t, ctx, "claude-e2e-2-app-with-ide.png")
 
 	// 3. Another origin of the same site frames the IDE host: the request
 	// carries the IDE cookie and code-server answers, but frame-ancestors keeps
 	// the browser from showing it.
-	hits := s.ide.Hits.Load()
+	hits := ideServed()
 	if err := chromedp.Do(ctx, chromedp.Navigate(siblingURL), chromedp.WaitVisible(chromedp.ID("other"))); err != nil {
 		t.Fatalf("opening the other origin's page: %v", err)
 	}
-	if _, err := waitFrameText(ctx, "ide-ready", 5*time.Second); err == nil {
+	if _, err := waitFrameText(ctx, "folder", 5*time.Second); err == nil {
 		t.Fatal("a page of another origin shows the IDE in its iframe")
 	}
-	if s.ide.Hits.Load() == hits {
+	if ideServed() == hits {
 		t.Error("the framed request never reached code-server: the refusal above proves nothing about frame-ancestors")
 	}
 	screenshot(t, ctx, "claude-e2e-3-other-origin-refused.png")
@@ -140,7 +158,7 @@ func TestBrowserSignOn(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(crossSiteURL), chromedp.WaitVisible(chromedp.ID("other"))); err != nil {
 		t.Fatalf("opening the cross-site page: %v", err)
 	}
-	if _, err := waitFrameText(ctx, "ide-ready", 5*time.Second); err == nil {
+	if _, err := waitFrameText(ctx, "folder", 5*time.Second); err == nil {
 		t.Fatal("a cross-site page shows the IDE in its iframe")
 	}
 }
