@@ -75,6 +75,7 @@ COMPOSE_FILES ?= -f docker-compose.yml -f docker-compose.dind.yml
 DC             = $(COMPOSE) $(COMPOSE_FILES)
 GATEWAY_IMAGE ?= claude-gateway:local
 SANDBOX_IMAGE ?= claude-sandbox:local
+WORKSPACE_IMAGE ?= claude-workspace:4.96.2
 SECRETS_DIR   ?= ./secrets
 BACKUP_DIR    ?= ./backups
 SERVICE       ?=
@@ -94,7 +95,7 @@ secrets: ## Create missing secret files (random) in $(SECRETS_DIR): secret_key, 
 	done
 
 .PHONY: up
-up: secrets ## Start the stack (gateway, frontend, backend, code-server, MySQL, DinD) in the background.
+up: secrets ## Start the stack (gateway, frontend, backend, MySQL, DinD running the session workspaces) in the background.
 	@[ -f .env ] || { echo "no .env: cp .env.example .env and edit it"; exit 1; }
 	$(DC) up -d
 	@$(MAKE) --no-print-directory status
@@ -129,6 +130,10 @@ dind-down: ## Stop the DinD daemon (running executions end).
 dind-image: ## Copy the sandbox image ($(SANDBOX_IMAGE)) from the host's engine into the daemon (it cannot pull).
 	docker save $(SANDBOX_IMAGE) | $(DC) exec -T dind docker load
 
+.PHONY: dind-workspace-image
+dind-workspace-image: ## Copy the workspace image (WORKSPACE_IMAGE, default claude-workspace:4.96.2) into the daemon.
+	docker save $(WORKSPACE_IMAGE) | $(DC) exec -T dind docker load
+
 .PHONY: dind-test
 dind-test: ## Check the daemon: TLS API answers, plaintext 2375 is closed, a sandbox run works offline.
 	$(DIND_CLI) version
@@ -154,7 +159,7 @@ backup: ## Dump MySQL and archive the workspace into $(BACKUP_DIR)/backup-<time>
 	@dir=$(BACKUP_DIR)/backup-$$(date -u +%Y%m%dT%H%M%SZ); install -d -m 0700 $$dir && \
 	$(DC) exec -T mysql sh -c 'MYSQL_PWD="$$(cat /run/secrets/mysql_root_password)" exec mysqldump -uroot \
 		--single-transaction --routines --triggers --databases claude_gateway "$$MYSQL_DATABASE"' > $$dir/mysql.sql && \
-	$(DC) exec -T code-server tar -C /home/coder/workspace -czf - . > $$dir/workspace.tar.gz && \
+	$(DC) exec -T dind tar -C /workspaces -czf - . > $$dir/workspace.tar.gz && \
 	echo "backup written to $$dir"
 
 .PHONY: restore
@@ -162,7 +167,7 @@ restore: ## Restore BACKUP=<dir> (a backup-<time>/ directory): MySQL dump, then 
 	@[ -n "$(BACKUP)" ] && [ -f "$(BACKUP)/mysql.sql" ] && [ -f "$(BACKUP)/workspace.tar.gz" ] || \
 		{ echo "usage: make restore BACKUP=$(BACKUP_DIR)/backup-<time>"; exit 1; }
 	$(DC) exec -T mysql sh -c 'MYSQL_PWD="$$(cat /run/secrets/mysql_root_password)" exec mysql -uroot' < $(BACKUP)/mysql.sql
-	$(DC) exec -T code-server tar -C /home/coder/workspace -xzf - < $(BACKUP)/workspace.tar.gz
+	$(DC) exec -T dind tar -C /workspaces -xzf - < $(BACKUP)/workspace.tar.gz
 	$(DC) restart gateway
 
 .PHONY: diagnostics

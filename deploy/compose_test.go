@@ -56,9 +56,9 @@ func resolvedProject(t *testing.T, files ...string) *composecheck.Project {
 // variable set by .env.example (no "variable is not set" warning).
 func TestComposeConfigAccepted(t *testing.T) {
 	want := map[string][]string{
-		"base":      {"backend", "code-server", "frontend", "gateway", "mysql"},
+		"base":      {"backend", "frontend", "gateway", "mysql"},
 		"dind":      {"dind", "gateway"},
-		"base+dind": {"backend", "code-server", "dind", "frontend", "gateway", "mysql"},
+		"base+dind": {"backend", "dind", "frontend", "gateway", "mysql"},
 	}
 	root := repoRoot(t)
 	for name, files := range composeSets {
@@ -152,9 +152,15 @@ func TestComposeWiring(t *testing.T) {
 		t.Errorf("workspace: gateway %s → %+v, dind %s → %+v; want the same volume",
 			gwEnv["CLAUDE_WORKSPACE"], gWS, gwEnv["CLAUDE_DAEMON_WORKSPACE"], dWS)
 	}
-	csMounts, _ := p.Services["code-server"].Mounts()
-	if cs, ok := source(csMounts, "/home/coder/workspace"); !ok || cs.Source != gWS.Source {
-		t.Errorf("code-server workspace %+v, want volume %q", cs, gWS.Source)
+	// The IDE is each session's own workspace container in dind, never a shared
+	// service over the workspace volume.
+	for name, svc := range p.Services {
+		if strings.Contains(svc.Image, "code-server") {
+			t.Errorf("service %s runs code-server (%s): the IDE lives in the session workspaces", name, svc.Image)
+		}
+	}
+	if gwEnv["CLAUDE_WORKSPACE_PULL"] != "never" || gwEnv["CLAUDE_WORKSPACE_IMAGE"] == "" {
+		t.Errorf("gateway workspace image %q pull %q; dind cannot pull", gwEnv["CLAUDE_WORKSPACE_IMAGE"], gwEnv["CLAUDE_WORKSPACE_PULL"])
 	}
 
 	// Secrets: files, never values in the environment.
