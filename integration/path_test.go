@@ -67,10 +67,11 @@ func TestPathConfusion(t *testing.T) {
 				if ws {
 					h = wsUpgrade(s.ideOrigin())
 				}
-				before := s.ide.Hits.Load()
+				// The IDE host has nothing to serve but sessions' IDEs: any
+				// success means a request got past the checks.
 				resp, body := s.gw.Raw(t, "ide.localhost", http.MethodGet, target, h)
-				if got := s.ide.Hits.Load(); got != before || resp.StatusCode < 300 {
-					t.Errorf("%s (websocket %v): %d, code-server reached %d times: %.200s", target, ws, resp.StatusCode, got-before, body)
+				if resp.StatusCode < 300 {
+					t.Errorf("%s (websocket %v): %d: %.200s", target, ws, resp.StatusCode, body)
 				}
 			}
 		}

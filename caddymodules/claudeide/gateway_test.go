@@ -594,10 +594,9 @@ func TestIDETokenOnlyOnIDEHost(t *testing.T) {
 		{"Cookie": claudeauth.AccessCookie + "=" + appToken},
 		{"Authorization": "Bearer " + appToken},
 	} {
-		hits := s.ide.Hits.Load()
 		resp, body := s.do(t, http.MethodGet, s.ideOrigin()+"/", how)
-		if resp.StatusCode != http.StatusUnauthorized || s.ide.Hits.Load() != hits {
-			t.Errorf("IDE host with the app token (%v): %d %s, code-server hits +%d", how, resp.StatusCode, body, s.ide.Hits.Load()-hits)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("IDE host with the app token (%v): %d %s", how, resp.StatusCode, body)
 		}
 	}
 	// The same app token is good on the app host: the refusals above are
