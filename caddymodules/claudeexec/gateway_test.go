@@ -145,7 +145,14 @@ func caddyfile(t testing.TB, instance string, settings ...string) string {
 		}
 		block += "\t\t\t" + s + "\n"
 	}
-	return cfg[:i] + block + "\t\t}\n" + ws + "\t\t}\n" + cfg[i+j+len("\n\t\t}\n"):]
+	rest := cfg[i+j+len("\n\t\t}\n"):]
+	// Caddyfile.dev's own workspaces block gives way to the test's.
+	if k := strings.Index(rest, "\t\tworkspaces {\n"); k >= 0 {
+		if l := strings.Index(rest[k:], "\n\t\t}\n"); l >= 0 {
+			rest = rest[:k] + rest[k+l+len("\n\t\t}\n"):]
+		}
+	}
+	return cfg[:i] + block + "\t\t}\n" + ws + "\t\t}\n" + rest
 }
 
 // containerPrefix names the test's workspace containers.

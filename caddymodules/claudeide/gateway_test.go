@@ -526,8 +526,9 @@ func TestIDEHandoffWithoutState(t *testing.T) {
 // IDE host. The IDE token still names the user and the login session, and
 // the app's logout ends it (TestIDESignOn).
 func TestIDETokenOnlyOnIDEHost(t *testing.T) {
-	s := startStack(t)
+	s := startIDEStack(t)
 	appCookie := s.login(t)
+	session := s.gw.NewSession(t, http.Header{"Cookie": {appCookie}})
 	appToken := strings.TrimPrefix(appCookie, claudeauth.AccessCookie+"=")
 	callback, state := s.handoff(t, appCookie, "/")
 	resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
@@ -545,8 +546,8 @@ func TestIDETokenOnlyOnIDEHost(t *testing.T) {
 		t.Fatalf("IDE token claims %v, app token claims %v", ideClaims, appClaims)
 	}
 
-	// It opens the IDE host, as a cookie.
-	if resp, body := s.do(t, http.MethodGet, s.ideOrigin()+"/", map[string]string{"Cookie": c.Name + "=" + ideToken}); resp.StatusCode != http.StatusOK {
+	// It opens the IDE host (the IDE of the user's session), as a cookie.
+	if resp, body := s.do(t, http.MethodGet, s.ideOrigin()+"/s/"+session+"/", map[string]string{"Cookie": c.Name + "=" + ideToken}); resp.StatusCode != http.StatusOK {
 		t.Fatalf("IDE host with the IDE cookie: %d %s", resp.StatusCode, body)
 	}
 

@@ -271,8 +271,8 @@ func dockerBridgeIP(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestIDEWebSocketIdleAndDelete: a WebSocket echoes through the gateway; the
-// idle workspace stops and starts again on the next visit; deleting the
+// TestIDEWebSocketIdleAndDelete: a WebSocket echoes through the gateway and
+// survives a config reload; the idle workspace stops and starts again on the next visit; deleting the
 // session removes its container.
 func TestIDEWebSocketIdleAndDelete(t *testing.T) {
 	s := startStack(t, map[string]string{"WORKSPACE_IDLE_TIMEOUT": "3s"})
@@ -301,6 +301,19 @@ func TestIDEWebSocketIdleAndDelete(t *testing.T) {
 	}
 	if _, msg, err := conn.Read(ctx); err != nil || string(msg) != "hello workspace" {
 		t.Fatalf("echo %q %v", msg, err)
+	}
+	// A config reload keeps the workspace and the open socket.
+	if err := s.gw.Load(s.gw.Config); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if err := conn.Write(ctx, websocket.MessageText, []byte("after the reload")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := conn.Read(ctx); err != nil || string(msg) != "after the reload" {
+		t.Fatalf("echo after the reload %q %v", msg, err)
+	}
+	if c, _ := s.containerOf(session); c.ID != first.ID || c.State != "running" {
+		t.Fatalf("the workspace after the reload: %+v, want %s running", c, first.ID)
 	}
 	// An open IDE socket is use: the workspace stays up past the idle time.
 	time.Sleep(5 * time.Second)
