@@ -19,6 +19,6 @@ import (
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudesessions"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/claudeworkspace"
 	_ "github.com/claude-gateway/claude-gateway/caddymodules/handoff"
-	_ "github.com/claude-gateway/claude-gateway/caddymodules/mysqlstorage"
+	_ "github.com/claude-gateway/claude-gateway/caddymodules/sqlstorage"
 	_ "github.com/claude-gateway/claude-gateway/commands"
 )

@@ -1,4 +1,4 @@
-package mysqlstorage_test
+package sqlstorage_test
 
 import (
 	"crypto/tls"

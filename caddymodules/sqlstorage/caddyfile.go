@@ -1,4 +1,4 @@
-package mysqlstorage
+package sqlstorage
 
 import (
 	"github.com/caddyserver/caddy/v2"

@@ -1,8 +1,8 @@
-// Package mysqlstorage is the `caddy.storage.mysql` module: Caddy's storage
+// Package sqlstorage is the `caddy.storage.mysql` module: Caddy's storage
 // (certificates, keys, ACME accounts, locks) in the gateway's SQL database, so
 // gateway replicas sharing MySQL/MariaDB share certificates and coordinate
 // their issuance instead of each ordering its own.
-package mysqlstorage
+package sqlstorage
 
 import (
 	"errors"

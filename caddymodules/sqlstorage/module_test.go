@@ -1,4 +1,4 @@
-package mysqlstorage
+package sqlstorage
 
 import (
 	"context"
