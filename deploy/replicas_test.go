@@ -60,8 +60,8 @@ func replicaCaddyfile(t *testing.T, instance string) string {
 		t.Fatal(err)
 	}
 	const block = "\t\texecutor {\n"
-	if strings.Count(string(b), block) != 1 || !strings.Contains(string(b), "\t\tclaude_exec\n") || !strings.Contains(string(b), "\tstorage mysql\n") {
-		t.Fatal("the production Caddyfile lacks the executor block, claude_exec or storage mysql")
+	if strings.Count(string(b), block) != 1 || !strings.Contains(string(b), "\t\tclaude_exec\n") || !strings.Contains(string(b), "\tstorage sql\n") {
+		t.Fatal("the production Caddyfile lacks the executor block, claude_exec or storage sql")
 	}
 	return strings.Replace(string(b), block, block+"\t\t\tinstance "+instance+"\n", 1)
 }
@@ -69,7 +69,7 @@ func replicaCaddyfile(t *testing.T, instance string) string {
 // Two gateway replicas on the production Caddyfile, one MariaDB and one
 // workspace directory: a session created through one is read, written and
 // executed through the other, and both serve certificates of one CA kept in
-// the shared database (storage mysql). The database password and the token
+// the shared database (storage sql). The database password and the token
 // key come from files, as the compose secrets and Kubernetes Secrets give them.
 func TestReplicasShareState(t *testing.T) {
 	const sandbox = "claude-sandbox:local"

@@ -7,13 +7,14 @@ import (
 
 // UnmarshalCaddyfile sets up the storage from Caddyfile tokens. Syntax:
 //
-//	storage mysql [<dsn>] {
+//	storage sql [<dsn>] {
 //	    dsn           <dsn>
 //	    lease         <duration>
 //	    poll_interval <duration>
 //	}
 //
-// With no dsn, the database of the `claude` global option is used.
+// With no dsn, the database of the `claude` global option is used. The former
+// name, `storage mysql`, takes the same syntax.
 func (s *Storage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the module name
 	if d.NextArg() {
@@ -44,7 +45,7 @@ func (s *Storage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				s.PollInterval = caddy.Duration(dur)
 			}
 		default:
-			return d.Errf("unknown storage mysql option %q (known: dsn, lease, poll_interval)", d.Val())
+			return d.Errf("unknown storage sql option %q (known: dsn, lease, poll_interval)", d.Val())
 		}
 		if d.NextArg() {
 			return d.ArgErr()
@@ -53,5 +54,8 @@ func (s *Storage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// Interface guard
-var _ caddyfile.Unmarshaler = (*Storage)(nil)
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Storage)(nil)
+	_ caddyfile.Unmarshaler = (*MySQLStorage)(nil)
+)

@@ -1,5 +1,6 @@
-// Package sqlstorage is the `caddy.storage.mysql` module: Caddy's storage
-// (certificates, keys, ACME accounts, locks) in the gateway's SQL database, so
+// Package sqlstorage is the `caddy.storage.sql` module (also registered under
+// its former name `caddy.storage.mysql`): Caddy's storage (certificates,
+// keys, ACME accounts, locks) in the gateway's SQL database, so
 // gateway replicas sharing MySQL/MariaDB share certificates and coordinate
 // their issuance instead of each ordering its own.
 package sqlstorage
@@ -19,14 +20,15 @@ import (
 
 func init() {
 	caddy.RegisterModule(Storage{})
+	caddy.RegisterModule(MySQLStorage{})
 }
 
 // drainTimeout bounds how long a retired config's storage keeps its database
 // pool open for the locks it still holds.
 const drainTimeout = 5 * time.Minute
 
-// Storage is the `caddy.storage.mysql` module. Configure it with the global
-// option `storage mysql { … }`.
+// Storage is the `caddy.storage.sql` module. Configure it with the global
+// option `storage sql { … }`.
 type Storage struct {
 	// DSN is the database to store in, a `database` setting:
 	// "mysql://user:pass@tcp(host:3306)/db" (or "sqlite:<path>" for a single
@@ -51,8 +53,23 @@ type Storage struct {
 // CaddyModule returns the Caddy module information.
 func (Storage) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "caddy.storage.mysql",
+		ID:  "caddy.storage.sql",
 		New: func() caddy.Module { return new(Storage) },
+	}
+}
+
+// MySQLStorage is the `caddy.storage.mysql` module, the name of the storage
+// in configurations written before it was named `caddy.storage.sql`
+// (`storage mysql { … }`); it is the same storage with the same options.
+type MySQLStorage struct {
+	Storage
+}
+
+// CaddyModule returns the Caddy module information.
+func (MySQLStorage) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "caddy.storage.mysql",
+		New: func() caddy.Module { return new(MySQLStorage) },
 	}
 }
 
@@ -65,13 +82,13 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 	if setting == "" {
 		app, err := ctx.AppIfConfigured("claude")
 		if err != nil {
-			return fmt.Errorf("storage mysql: no dsn, and no claude app to take the database from: %w", err)
+			return fmt.Errorf("storage sql: no dsn, and no claude app to take the database from: %w", err)
 		}
 		setting = app.(*claude.App).Database
 	}
 	db, reused, err := claude.AcquireDB(ctx, setting)
 	if err != nil {
-		return fmt.Errorf("storage mysql: %w", err)
+		return fmt.Errorf("storage sql: %w", err)
 	}
 
 	owner := "caddy"
@@ -92,7 +109,7 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 		if rerr := claude.ReleaseDB(setting); rerr != nil {
 			s.logger.Error("releasing the storage's database pool", zap.Error(rerr))
 		}
-		return fmt.Errorf("storage mysql: %w", err)
+		return fmt.Errorf("storage sql: %w", err)
 	}
 	s.setting = setting
 	s.logger.Info("certificate storage ready",
@@ -103,7 +120,7 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 // Validate checks the lock timings.
 func (s *Storage) Validate() error {
 	if s.Lease < 0 || s.PollInterval < 0 {
-		return errors.New("storage mysql: lease and poll_interval must not be negative")
+		return errors.New("storage sql: lease and poll_interval must not be negative")
 	}
 	return nil
 }
@@ -111,7 +128,7 @@ func (s *Storage) Validate() error {
 // CertMagicStorage returns the storage for Caddy and CertMagic.
 func (s *Storage) CertMagicStorage() (certmagic.Storage, error) {
 	if s.storage == nil {
-		return nil, errors.New("storage mysql: not provisioned")
+		return nil, errors.New("storage sql: not provisioned")
 	}
 	return s.storage, nil
 }
@@ -152,4 +169,9 @@ var (
 	_ caddy.Validator        = (*Storage)(nil)
 	_ caddy.CleanerUpper     = (*Storage)(nil)
 	_ caddy.StorageConverter = (*Storage)(nil)
+
+	_ caddy.Provisioner      = (*MySQLStorage)(nil)
+	_ caddy.Validator        = (*MySQLStorage)(nil)
+	_ caddy.CleanerUpper     = (*MySQLStorage)(nil)
+	_ caddy.StorageConverter = (*MySQLStorage)(nil)
 )
