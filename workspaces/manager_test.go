@@ -417,3 +417,32 @@ func shortTempDir(t *testing.T) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// TestMissingImage: under pull policy never, a missing image is
+// ErrImageMissing naming the command that fixes it, and nothing is created.
+func TestMissingImage(t *testing.T) {
+	h := newHarness(t, Config{})
+	for _, tc := range []struct{ image, fix string }{
+		{LocalImage + "-missing-" + testenv.RandomHex(4), "docker build -t"},
+		{"claude-workspace:missing-" + testenv.RandomHex(4), "deploy/workspace"},
+	} {
+		cfg := h.cfg
+		cfg.Image = tc.image
+		m, err := New(cfg, h.docker, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := h.session("alice")
+		_, err = m.Ensure(ctxT(t), spec)
+		m.Close()
+		if !errors.Is(err, ErrImageMissing) || !strings.Contains(err.Error(), tc.fix) || !strings.Contains(err.Error(), tc.image) {
+			t.Errorf("missing %s: %v", tc.image, err)
+		}
+		if _, exists := h.inspect(m.name(spec.SessionID)); exists {
+			t.Error("a container was created without its image")
+		}
+	}
+	if hint := MissingImageHint(LocalImage); !strings.Contains(hint, "make workspace-image") {
+		t.Errorf("the hint for %s: %q", LocalImage, hint)
+	}
+}
