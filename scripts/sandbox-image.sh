@@ -18,7 +18,7 @@ suite=${SANDBOX_SUITE:-bookworm}
 mirror=${SANDBOX_MIRROR:-}
 state=${CLAUDE_TEST_STATE:-/tmp/claude-gateway-test}
 # Bump when the contents below change, so existing machines rebuild.
-version=1
+version=2
 label=org.claude-gateway.sandbox.version
 
 log() { printf 'sandbox-image: %s\n' "$*" >&2; }
@@ -52,6 +52,9 @@ if [ ! -s "$cache" ] || [ -n "${SANDBOX_REBUILD:-}" ]; then
 		mirror=${mirror:-http://deb.debian.org/debian}
 	fi
 	root=$(mktemp -d "$state/sandbox-rootfs.XXXXXX")
+	# mktemp makes it 0700; it becomes the image's / (the vfs storage driver, as a DinD
+	# daemon may use, keeps that mode, and uid 1000 could not reach any file).
+	chmod 0755 "$root"
 	cleanup() {
 		for m in proc sys dev/pts dev; do umount -l "$root/$m" 2>/dev/null || true; done
 		rm -rf "$root"
