@@ -589,16 +589,31 @@ func TestKilledGatewayLeavesNoOrphan(t *testing.T) {
 	t.Parallel()
 	w := start(t, "max_timeout 15m")
 	id := w.session(w.alice)
-	go w.request(context.Background(), "POST", "/api/sessions/"+id+"/exec", w.alice,
-		execBody("bash", "setsid bash -c 'exec sleep 621' </dev/null >/dev/null 2>&1 & sleep 622", "timeout_seconds", 6))
-	deadline := time.Now().Add(60 * time.Second)
+	answer := make(chan string, 1)
+	go func() {
+		resp, err := w.request(context.Background(), "POST", "/api/sessions/"+id+"/exec", w.alice,
+			execBody("bash", "setsid bash -c 'exec sleep 621' </dev/null >/dev/null 2>&1 & sleep 622", "timeout_seconds", 6))
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	deadline := time.Now().Add(2 * time.Minute) // a busy engine starts a workspace slowly
 	for {
-		procs, _ := w.tryProcesses(id) // the workspace may still be starting
+		procs, err := w.tryProcesses(id) // the workspace may still be starting
 		if strings.Contains(strings.Join(procs, "\n"), "sleep 622") {
 			break
 		}
+		select {
+		case a := <-answer:
+			t.Fatalf("the run ended before the gateway was killed: %s", a)
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the run did not start: %q", procs)
+			t.Fatalf("the run did not start: %q, %v", procs, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
