@@ -70,8 +70,11 @@ func (s *stack) origin() string { return fmt.Sprintf("https://localhost:%d", s.g
 // signIn logs the browser in through the API (the cookies land in its jar).
 func (b *browser) signIn(user, password string) int {
 	b.t.Helper()
-	resp, err := b.c.Post(b.s.g.URL("localhost", "/api/auth/login"), "application/json",
+	req, _ := http.NewRequest(http.MethodPost, b.s.g.URL("localhost", "/api/auth/login"),
 		strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, user, password)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", b.s.origin())
+	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
 	}
