@@ -1,7 +1,11 @@
-// Package apierror writes the gateway's JSON answers under /api, errors in the
-// one envelope of the HTTP contract:
+// Package apierror holds every error the gateway answers with and writes its
+// JSON answers under /api, errors in the one envelope of the HTTP contract:
 //
 //	{"error": {"code": "snake_case_code", "message": "human sentence"}}
+//
+// The codes are defined once, in codes.go, each with its status and its one
+// message; a Code is the only way to make an Error, so every code a client can
+// see is listed there.
 package apierror
 
 import (
@@ -12,37 +16,55 @@ import (
 	"strings"
 )
 
-// Error is an error a handler answers with: a status, a stable code and a
-// message a person can act on.
+// Error is an error a handler answers with: a registered Code, the message
+// it formats, and the cause, which is logged and never sent.
 type Error struct {
-	// Status is the HTTP status code.
-	Status int
-	// Code is the stable, snake_case machine code.
-	Code string
-	// Message is the human sentence.
-	Message string
+	code    *Code
+	message string
 	// Err is the underlying cause; it is logged, never sent.
 	Err error
 }
 
-// New returns an Error with the given status, code and message.
-func New(status int, code, message string) *Error {
-	return &Error{Status: status, Code: code, Message: message}
+// Status is the HTTP status of the answer.
+func (e *Error) Status() int { return e.kind().Status }
+
+// Code is the stable, snake_case machine code.
+func (e *Error) Code() string { return e.kind().Name }
+
+// Message is the human sentence sent to the client.
+func (e *Error) Message() string {
+	if e.code == nil {
+		return Internal.Message
+	}
+	return e.message
 }
 
-// Wrap returns an Error that keeps err as its (unsent) cause.
-func Wrap(err error, status int, code, message string) *Error {
-	return &Error{Status: status, Code: code, Message: message, Err: err}
+// kind is e's Code; an Error not made by a Code is an internal error.
+func (e *Error) kind() *Code {
+	if e.code == nil {
+		return Internal
+	}
+	return e.code
 }
 
 func (e *Error) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+		return fmt.Sprintf("%s: %s: %v", e.Code(), e.Message(), e.Err)
 	}
-	return e.Code + ": " + e.Message
+	return e.Code() + ": " + e.Message()
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// As returns the *Error in err's chain, or, when there is none, an
+// internal_error that keeps err as its cause.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Internal.Wrap(err)
+}
 
 type envelope struct {
 	Error body `json:"error"`
@@ -54,13 +76,11 @@ type body struct {
 }
 
 // Write sends err as the envelope. An error that is not an *Error becomes a
-// 500 internal_error whose detail is not sent.
+// 500 internal_error whose detail is not sent. Headers the error needs
+// (WWW-Authenticate, Retry-After, Allow) are set on w before.
 func Write(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = New(http.StatusInternalServerError, "internal_error", "The gateway failed to handle the request; the error has been logged.")
-	}
-	WriteJSON(w, e.Status, envelope{Error: body{Code: e.Code, Message: e.Message}})
+	e := As(err)
+	WriteJSON(w, e.Status(), envelope{Error: body{Code: e.Code(), Message: e.Message()}})
 }
 
 // WriteJSON sends v as a JSON body with the given status.
@@ -75,12 +95,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// CodeFor is the default code for a status: its text in snake_case
-// (502 → "bad_gateway"), for errors that carry no code of their own.
-func CodeFor(status int) string {
-	text := http.StatusText(status)
-	if text == "" {
-		return "error"
+// IsAPIPath reports whether errors on path are answered with the JSON
+// envelope rather than a page: the gateway's and the backend's APIs, /api
+// and /ws (WebSocket endpoints speak to programs, not people).
+func IsAPIPath(path string) bool {
+	for _, prefix := range []string{"/api", "/ws"} {
+		if path == prefix || strings.HasPrefix(path, prefix+"/") {
+			return true
+		}
 	}
-	return strings.ReplaceAll(strings.ToLower(strings.NewReplacer("-", " ", "'", "").Replace(text)), " ", "_")
+	return false
 }

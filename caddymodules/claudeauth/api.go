@@ -19,6 +19,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/auth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 )
 
 func init() {
@@ -96,15 +97,10 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	if !slices.Contains(allow, r.Method) {
 		list := strings.Join(allow, ", ")
 		w.Header().Set("Allow", list)
-		apierror.Write(w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint answers "+list+" only."))
-		return nil
+		return claudeerror.Error(apierror.MethodNotAllowed.Err())
 	}
 	if err := serve(w, r); err != nil {
-		var ae *apierror.Error
-		if !errors.As(err, &ae) || ae.Status >= 500 {
-			h.logger.Error("auth api", zap.String("path", r.URL.Path), zap.Error(err))
-		}
-		apierror.Write(w, err)
+		return claudeerror.Error(err)
 	}
 	return nil
 }
@@ -117,13 +113,11 @@ func (h *APIHandler) login(w http.ResponseWriter, r *http.Request) error {
 	// JSON only: a cross-site page cannot send it without a CORS preflight, so
 	// no other site can sign a visitor in to an account of its choosing.
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return apierror.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
-			"Send the credentials as application/json.")
+		return apierror.UnsupportedMediaType.Err()
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxLoginBody))
 	if err := dec.Decode(&body); err != nil || body.Username == "" || body.Password == "" {
-		return apierror.New(http.StatusBadRequest, "invalid_request",
-			`Send a JSON body {"username": "...", "password": "..."}.`)
+		return apierror.InvalidRequest.Wrap(err)
 	}
 	sess, err := h.auth.LoginWithDevice(r.Context(), body.Username, body.Password, ClientIP(r), DeviceToken(r))
 	h.auth.RecordLogin(r, body.Username, "api", &sess, err)
@@ -137,16 +131,16 @@ func (h *APIHandler) login(w http.ResponseWriter, r *http.Request) error {
 
 // LoginError turns an error of auth.Service.Login into the API's answer:
 // 429 + Retry-After for a ban, 401 invalid_credentials for bad credentials.
-// It sets Retry-After on w itself and returns the *apierror.Error to write.
+// It sets Retry-After on w itself and returns the *apierror.Error to answer;
+// any other error is returned as it is.
 func LoginError(w http.ResponseWriter, err error) error {
 	var banned *auth.BannedError
 	switch {
 	case errors.As(err, &banned):
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(banned.RetryAfter.Seconds()))))
-		return apierror.New(http.StatusTooManyRequests, "too_many_failed_logins",
-			"Too many failed logins for this user or from this address; retry later.")
+		return apierror.TooManyFailedLogins.Wrap(err)
 	case errors.Is(err, auth.ErrInvalidCredentials):
-		return apierror.New(http.StatusUnauthorized, "invalid_credentials", "Wrong username or password.")
+		return apierror.InvalidCredentials.Wrap(err)
 	}
 	return err
 }
@@ -166,10 +160,10 @@ func (h *APIHandler) refresh(w http.ResponseWriter, r *http.Request) error {
 		// Only one can be ours; rather than guess which (the other may be
 		// planted to sign this browser in as someone else), refuse both.
 		h.logger.Warn("refresh with several refresh cookies refused", zap.Int("cookies", len(cs)), zap.String("client_ip", ClientIP(r)))
-		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "Several refresh tokens were sent; log in again.")
+		return apierror.InvalidRefreshToken.Err()
 	}
 	if len(cs) == 0 || cs[0].Value == "" {
-		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "No refresh token: log in again.")
+		return apierror.InvalidRefreshToken.Err()
 	}
 	sess, err := h.auth.RefreshSession(r.Context(), cs[0].Value)
 	switch {
@@ -177,10 +171,10 @@ func (h *APIHandler) refresh(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Warn("refresh token re-used: session revoked", zap.String("client_ip", ClientIP(r)))
 		h.auth.Audit.Record(audit.Event{Kind: audit.RefreshReused, ClientIP: ClientIP(r), Outcome: "session_revoked"})
 		ClearSessionCookies(w)
-		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "This refresh token was already used; the session has been ended. Log in again.")
+		return apierror.InvalidRefreshToken.Wrap(err)
 	case errors.Is(err, auth.ErrInvalidRefresh):
 		ClearSessionCookies(w)
-		return apierror.New(http.StatusUnauthorized, "invalid_refresh_token", "The refresh token is not valid; log in again.")
+		return apierror.InvalidRefreshToken.Wrap(err)
 	case err != nil:
 		return err
 	}
@@ -211,8 +205,7 @@ func (h *APIHandler) logout(w http.ResponseWriter, r *http.Request) error {
 func (h *APIHandler) me(w http.ResponseWriter, r *http.Request) error {
 	claims, _, err := h.auth.UserFromRequest(r)
 	if err != nil {
-		WriteUnauthorized(w)
-		return nil
+		return Unauthorized(w)
 	}
 	u := claims.User()
 	apierror.WriteJSON(w, http.StatusOK, map[string]string{"id": u.ID, "username": u.Username, "role": u.Role})

@@ -461,6 +461,9 @@ https://localhost:{$CLAUDE_HTTPS_PORT} {
 		}
 		reverse_proxy %s
 	}
+	handle_errors {
+		claude_error
+	}
 }
 `, testenv.SQLiteDatabase(t), up.Addr()),
 		Env: map[string]string{"SECRET_KEY": gatewaytest.TestSecret},
@@ -859,6 +862,9 @@ https://localhost:{$CLAUDE_HTTPS_PORT} {
 	route {
 		claude_auth
 		reverse_proxy %s
+	}
+	handle_errors {
+		claude_error
 	}
 }
 `, testenv.SQLiteDatabase(t), up.Listener.Addr()),

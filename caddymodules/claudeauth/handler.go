@@ -16,6 +16,7 @@ import (
 
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/auth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/requestpath"
 )
@@ -219,8 +220,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !errors.Is(err, ErrNoToken) {
 			h.logger.Debug("token refused", zap.Error(err), zap.String("method", method))
 		}
-		h.refuse(w, r)
-		return nil
+		return h.refuse(w, r)
 	}
 	r = SetIdentity(r, claims, method)
 	if h.ForwardToken {
@@ -275,8 +275,9 @@ func SetIdentity(r *http.Request, claims *auth.Claims, method string) *http.Requ
 	return r
 }
 
-// refuse answers a request without a valid token.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request) {
+// refuse answers a request without a valid token: a browser loading a page
+// is sent to sign in, anything else gets Unauthorized.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request) error {
 	if isNavigation(r) {
 		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 		target := h.LoginURL
@@ -289,16 +290,16 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, target+sep+"next="+url.QueryEscape(SafeNext(r.URL.RequestURI())), http.StatusFound)
-		return
+		return nil
 	}
-	WriteUnauthorized(w)
+	return Unauthorized(w)
 }
 
-// WriteUnauthorized answers 401 with the Bearer challenge and the envelope.
-func WriteUnauthorized(w http.ResponseWriter) {
+// Unauthorized sets the Bearer challenge on w and returns the 401
+// invalid_token error for claude_error to render.
+func Unauthorized(w http.ResponseWriter) error {
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_token",
-		"A valid access token is required; log in at /api/auth/login."))
+	return claudeerror.Error(apierror.InvalidToken.Err())
 }
 
 // isNavigation reports whether r is a browser loading a page: GET or HEAD,

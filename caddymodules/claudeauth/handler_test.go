@@ -1,12 +1,16 @@
 package claudeauth
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/claude-gateway/claude-gateway/apierror"
 )
 
 func TestSafeNext(t *testing.T) {
@@ -125,11 +129,13 @@ func TestAPIMethods(t *testing.T) {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, tc.path, nil)
 			w := httptest.NewRecorder()
-			if err := h.ServeHTTP(w, r, nil); err != nil {
-				t.Fatal(err)
+			err := h.ServeHTTP(w, r, nil)
+			var he caddyhttp.HandlerError
+			if !errors.As(err, &he) || he.StatusCode != http.StatusMethodNotAllowed || w.Header().Get("Allow") == "" {
+				t.Fatalf("error %v, Allow %q: want 405 with Allow", err, w.Header().Get("Allow"))
 			}
-			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") == "" {
-				t.Fatalf("status %d, Allow %q: want 405 with Allow", w.Code, w.Header().Get("Allow"))
+			if ae := apierror.As(err); ae.Code() != "method_not_allowed" {
+				t.Fatalf("code %q, want method_not_allowed", ae.Code())
 			}
 		})
 	}

@@ -1,6 +1,8 @@
-// Package claudeerror is the `claude_error` handler: inside `handle_errors` it
-// answers an error Caddy produced (an unreachable upstream, a panic) with the
-// JSON envelope under /api and a short, plain page elsewhere.
+// Package claudeerror is the `claude_error` handler, the one renderer of the
+// gateway's errors: inside `handle_errors` it answers the error a handler
+// returned (an apierror.Error wrapped by caddyhttp.Error) or Caddy produced
+// (an unreachable upstream, a panic) with the JSON envelope under /api and
+// /ws and a short HTML page elsewhere.
 package claudeerror
 
 import (
@@ -8,11 +10,11 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
 )
@@ -23,12 +25,21 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("claude_error", httpcaddyfile.Before, "respond")
 }
 
+// Error returns err as the error a handler returns for claude_error to render:
+// a caddyhttp.HandlerError of the status of err's apierror.Error (an error
+// without one is a 500 internal_error whose detail is logged, never sent).
+// Headers the answer needs (WWW-Authenticate, Retry-After, Allow) are set on
+// the response before returning it; handle_errors keeps them.
+func Error(err error) error {
+	e := apierror.As(err)
+	return caddyhttp.Error(e.Status(), e)
+}
+
 // Handler renders the error of the current request. It is terminal. An error
 // that wraps an apierror.Error of the error's status is answered with that
-// error's code and message; any other with a message chosen by status.
+// error's code and message; any other with the code of its status.
 type Handler struct {
-	// APIPrefix is the path prefix whose errors are answered in JSON. Default: "/api/".
-	APIPrefix string `json:"api_prefix,omitempty"`
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -39,30 +50,10 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults.
-func (h *Handler) Provision(caddy.Context) error {
-	if h.APIPrefix == "" {
-		h.APIPrefix = "/api/"
-	}
+// Provision takes the logger.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
 	return nil
-}
-
-// messages says, per status, what a user sees; statuses not listed get the
-// status text.
-var messages = map[int]string{
-	http.StatusBadGateway:          "The service behind the gateway is not reachable right now. Try again in a moment.",
-	http.StatusServiceUnavailable:  "The service is temporarily unavailable. Try again in a moment.",
-	http.StatusGatewayTimeout:      "The service behind the gateway did not answer in time. Try again in a moment.",
-	http.StatusNotFound:            "There is nothing at this address.",
-	http.StatusInternalServerError: "The gateway failed to handle the request; the error has been logged.",
-}
-
-// codes overrides the snake_case status text for statuses whose meaning at the
-// gateway deserves a clearer code.
-var codes = map[int]string{
-	http.StatusBadGateway:          "upstream_unavailable",
-	http.StatusGatewayTimeout:      "upstream_timeout",
-	http.StatusInternalServerError: "internal_error",
 }
 
 var page = template.Must(template.New("error").Parse(`<!doctype html>
@@ -80,31 +71,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if errors.As(err, &he) && he.StatusCode != 0 {
 		status = he.StatusCode
 	}
-	msg, ok := messages[status]
-	if !ok {
-		msg = http.StatusText(status) + "."
-	}
-	code, ok := codes[status]
-	if !ok {
-		code = apierror.CodeFor(status)
-	}
+	e := apierror.ForStatus(status).Wrap(err)
 	// A handler that failed with an apierror.Error of the same status
 	// chose its code and message for the client.
 	var ae *apierror.Error
-	if errors.As(err, &ae) && ae.Status == status {
-		code, msg = ae.Code, ae.Message
+	if errors.As(err, &ae) && ae.Status() == status {
+		e = ae
 	}
-	if r.URL.Path+"/" == h.APIPrefix || strings.HasPrefix(r.URL.Path, h.APIPrefix) {
-		apierror.Write(w, apierror.New(status, code, msg))
+	if status >= 500 && h.logger != nil {
+		h.logger.Error("answering with an error", zap.Int("status", status), zap.String("code", e.Code()),
+			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	if apierror.IsAPIPath(r.URL.Path) {
+		apierror.Write(w, e)
 		return nil
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Del("Content-Length")
 	w.WriteHeader(status)
 	if err := page.Execute(w, struct {
 		Status         int
 		Title, Message string
-	}{status, http.StatusText(status), msg}); err != nil {
+	}{status, http.StatusText(status), e.Message()}); err != nil {
 		return fmt.Errorf("rendering the error page: %w", err)
 	}
 	return nil
@@ -112,17 +102,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 
 // parseCaddyfile sets up the handler. Syntax:
 //
-//	claude_error [<api_prefix>]
+//	claude_error
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var hh Handler
 	h.Next()
-	if h.NextArg() {
-		hh.APIPrefix = h.Val()
-	}
 	if h.NextArg() {
 		return nil, h.ArgErr()
 	}
-	return &hh, nil
+	return new(Handler), nil
 }
 
 // Interface guards

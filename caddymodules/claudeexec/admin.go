@@ -3,7 +3,6 @@ package claudeexec
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,35 +22,35 @@ type statusResponse struct {
 }
 
 // status answers GET /api/executor: whether the daemon answers, and the load.
-func (h *Handler) status(w http.ResponseWriter, r *http.Request, _ identity.User) {
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, _ identity.User) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	err := h.exec.IsAvailable(ctx)
 	apierror.WriteJSON(w, http.StatusOK, statusResponse{Available: err == nil, Stats: h.exec.Stats()})
+	return nil
 }
 
 // cleanup answers POST /api/executor/cleanup: an orphan sweep now.
-func (h *Handler) cleanup(w http.ResponseWriter, r *http.Request, u identity.User) {
+func (h *Handler) cleanup(w http.ResponseWriter, r *http.Request, u identity.User) error {
 	n, err := h.exec.Cleanup(r.Context())
 	if err != nil {
-		h.runError(w, r, err)
-		return
+		return h.runError(w, r, err)
 	}
 	h.logger.Info("executor cleanup", zap.String("admin", u.Username), zap.Int("removed", n))
 	h.audit.Record(audit.Event{Kind: audit.AdminAction, Actor: u.Username, ActorID: u.ID, ClientIP: clientIP(r),
 		Outcome: "executor_cleanup", Details: map[string]string{"removed": strconv.Itoa(n)}})
 	apierror.WriteJSON(w, http.StatusOK, map[string]int{"removed": n})
+	return nil
 }
 
 // buildImage answers POST /api/executor/images?tag=<name:tag>[&dockerfile=<path>]
 // with a tar build context as the body.
-func (h *Handler) buildImage(w http.ResponseWriter, r *http.Request, u identity.User) {
+func (h *Handler) buildImage(w http.ResponseWriter, r *http.Request, u identity.User) error {
 	opts := h.build
 	opts.Tag = r.URL.Query().Get("tag")
 	opts.Dockerfile = r.URL.Query().Get("dockerfile")
 	if r.ContentLength > opts.ContextLimit {
-		apierror.Write(w, tooLarge(opts.ContextLimit))
-		return
+		return apierror.BuildContextTooLarge.Err(opts.ContextLimit)
 	}
 	body := http.MaxBytesReader(w, r.Body, opts.ContextLimit)
 	res, err := h.exec.BuildImage(r.Context(), body, opts)
@@ -68,19 +67,13 @@ func (h *Handler) buildImage(w http.ResponseWriter, r *http.Request, u identity.
 	case err == nil:
 		h.logger.Info("image built", zap.String("admin", u.Username), zap.String("tag", res.Tag), zap.String("id", res.ImageID))
 		apierror.WriteJSON(w, http.StatusCreated, res)
+		return nil
 	case errors.Is(err, executor.ErrContextTooLarge) || errors.As(err, &maxBytes):
-		apierror.Write(w, tooLarge(opts.ContextLimit))
+		return apierror.BuildContextTooLarge.Wrap(err, opts.ContextLimit)
 	case errors.As(err, &buildErr):
-		apierror.Write(w, apierror.Wrap(err, http.StatusUnprocessableEntity, "build_failed",
-			"The image build failed: "+buildErr.Message))
+		return apierror.BuildFailed.Wrap(err, buildErr.Message)
 	case errors.Is(err, context.DeadlineExceeded):
-		apierror.Write(w, apierror.Wrap(err, http.StatusGatewayTimeout, "build_timeout", "The image build took too long and was stopped."))
-	default:
-		h.runError(w, r, err)
+		return apierror.BuildTimeout.Wrap(err)
 	}
-}
-
-func tooLarge(limit int64) *apierror.Error {
-	return apierror.New(http.StatusRequestEntityTooLarge, "build_context_too_large",
-		fmt.Sprintf("The build context is larger than %d bytes.", limit))
+	return h.runError(w, r, err)
 }

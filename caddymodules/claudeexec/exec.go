@@ -47,7 +47,7 @@ type exitEvent struct {
 
 // execute runs code in the session's workspace and answers with the result,
 // or streams it when the client accepts text/event-stream.
-func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.User, id string) {
+func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.User, id string) error {
 	ctx := r.Context()
 	var req execRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
@@ -55,21 +55,15 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 	if err := dec.Decode(&req); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			apierror.Write(w, apierror.New(http.StatusRequestEntityTooLarge, "request_too_large",
-				fmt.Sprintf("The request body is larger than %d bytes.", maxRequestBody)))
-			return
+			return apierror.RequestTooLarge.Wrap(err, maxRequestBody)
 		}
-		apierror.Write(w, apierror.Wrap(err, http.StatusBadRequest, "invalid_request",
-			`The body must be JSON: {"language": "python"|"bash", "code": "...", "timeout_seconds"?: n, "stdin"?: "..."}.`))
-		return
+		return apierror.InvalidRequest.Wrap(err)
 	}
 	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > math.MaxInt32 || math.IsNaN(req.TimeoutSeconds) {
-		apierror.Write(w, apierror.New(http.StatusBadRequest, "invalid_timeout", "timeout_seconds must be a positive number of seconds."))
-		return
+		return h.invalidTimeout(nil)
 	}
 	if _, err := h.sessions.Get(ctx, id, user.ID); err != nil {
-		h.sessionError(w, r, err)
-		return
+		return h.sessionError(err)
 	}
 	if err := h.sessions.Touch(ctx, id); err != nil && !errors.Is(err, context.Canceled) {
 		h.logger.Warn("touching the session before a run", zap.String("session", id), zap.Error(err))
@@ -77,8 +71,7 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 	// A session a run took past its quota gets no further run until files
 	// are removed.
 	if err := h.sessions.CheckQuota(id); err != nil {
-		h.sessionError(w, r, err)
-		return
+		return h.sessionError(err)
 	}
 	// A run may outlast the session timeout: it is activity all along.
 	defer h.sessions.KeepActive(ctx, id)()
@@ -96,18 +89,17 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 	defer cancel(nil)
 	defer h.watchQuota(runCtx, cancel, id)()
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-		h.stream(w, r.WithContext(runCtx), spec)
-		return
+		return h.stream(w, r.WithContext(runCtx), spec)
 	}
 	res, err := h.exec.Run(runCtx, spec)
 	if err != nil {
 		if errors.Is(context.Cause(runCtx), errRunOverQuota) {
 			err = errRunOverQuota
 		}
-		h.runError(w, r, err)
-		return
+		return h.runError(w, r, err)
 	}
 	apierror.WriteJSON(w, http.StatusOK, res)
+	return nil
 }
 
 // workspaceOf gives a run of the session the session's workspace container,
@@ -140,8 +132,9 @@ func (h *Handler) workspaceOf(sessionID, userID string) executor.WorkspaceFunc {
 // stream runs spec and sends its output as Server-Sent Events: `stdout`
 // and `stderr` (data: the chunk as a JSON string) as it arrives, then `exit`
 // (data: the result without the output). Errors before the run starts are
-// ordinary JSON errors; later ones are an `error` event with the envelope.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, spec executor.Spec) {
+// ordinary errors, returned; once the stream has started, an error can only
+// be an `error` event with the envelope.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, spec executor.Spec) error {
 	ev := &eventWriter{w: w, rc: http.NewResponseController(w)}
 	spec.Started = ev.open
 	spec.Stdout = ev.sink("stdout")
@@ -152,21 +145,21 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, spec executor.S
 	}
 	if err != nil {
 		if !ev.opened() {
-			h.runError(w, r, err)
-			return
+			return h.runError(w, r, err)
 		}
 		if r.Context().Err() != nil && !errors.Is(err, errRunOverQuota) {
-			return // the client is gone
+			return nil // the client is gone
 		}
-		e := h.toAPIError(r, err)
-		ev.send("error", map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
-		return
+		e := h.toAPIError(err)
+		ev.send("error", map[string]any{"error": map[string]string{"code": e.Code(), "message": e.Message()}})
+		return nil
 	}
 	ev.open()
 	ev.send("exit", exitEvent{
 		RunID: res.RunID, ExitCode: res.ExitCode, DurationMS: res.DurationMS,
 		TimedOut: res.TimedOut, OOMKilled: res.OOMKilled, Truncated: res.Truncated,
 	})
+	return nil
 }
 
 // eventWriter writes Server-Sent Events, flushing each one.
@@ -223,12 +216,14 @@ type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// runError answers a failed run.
-func (h *Handler) runError(w http.ResponseWriter, r *http.Request, err error) {
+// runError returns the error of a failed run, with Retry-After set on w when
+// trying again later may succeed; nil when the client is gone (its run was
+// killed).
+func (h *Handler) runError(w http.ResponseWriter, r *http.Request, err error) error {
 	if r.Context().Err() != nil && !errors.Is(err, errRunOverQuota) {
-		return // the client is gone; its run was killed
+		return nil
 	}
-	e := h.toAPIError(r, err)
+	e := h.toAPIError(err)
 	var busy *executor.BusyError
 	var limit *workspaces.LimitError
 	switch {
@@ -236,78 +231,71 @@ func (h *Handler) runError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(busy.RetryAfter.Seconds()))))
 	case errors.As(err, &limit):
 		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(limit.RetryAfter.Seconds())), 1)))
-	case e.Status == http.StatusServiceUnavailable:
+	case e.Status() == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "10")
 	}
-	apierror.Write(w, e)
+	return e
 }
 
-func (h *Handler) toAPIError(r *http.Request, err error) *apierror.Error {
+// toAPIError maps an error of a run to its code; one it does not know is an
+// internal error.
+func (h *Handler) toAPIError(err error) *apierror.Error {
 	var spec *executor.SpecError
 	var busy *executor.BusyError
 	var limit *workspaces.LimitError
 	switch {
 	case errors.Is(err, errRunOverQuota):
-		return apierror.Wrap(err, http.StatusInsufficientStorage, "quota_exceeded",
-			"The run was stopped: it wrote more than the session's storage quota. Remove files to run or upload again.")
+		return apierror.QuotaExceeded.Wrap(err, h.sessions.Config().Quota)
 	case errors.As(err, &spec):
-		return apierror.Wrap(err, http.StatusBadRequest, spec.Code, upperFirst(spec.Message)+".")
+		return h.specError(spec)
 	case errors.As(err, &busy):
-		return apierror.Wrap(err, http.StatusTooManyRequests, "executor_busy",
-			"Too many runs are in progress or waiting; try again later.")
+		return apierror.ExecutorBusy.Wrap(err)
+	case errors.As(err, &limit) && limit.PerUser:
+		return apierror.TooManyWorkspaces.Wrap(err, limit.Limit)
 	case errors.As(err, &limit):
-		status := http.StatusServiceUnavailable
-		if limit.PerUser {
-			status = http.StatusTooManyRequests
-		}
-		return apierror.Wrap(err, status, "workspace_limit", upperFirst(limit.Error())+".")
-	case errors.Is(err, workspaces.ErrImageMissing):
-		h.logger.Error("workspace image missing", zap.Error(err))
-		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
-			"Code execution is unavailable: the workspace image is not installed on the daemon.")
-	case errors.Is(err, executor.ErrHelperMissing):
-		h.logger.Error("the workspace image lacks the run helper", zap.Error(err))
-		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
-			"Code execution is unavailable: the workspace image has no claude-run helper.")
-	case errors.Is(err, workspaces.ErrUnavailable):
-		h.logger.Warn("workspaces unavailable", zap.Error(err))
-		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
-			"Code execution is unavailable: the sandbox daemon cannot be reached.")
-	case errors.Is(err, executor.ErrImageMissing):
-		h.logger.Error("sandbox image missing", zap.Error(err))
-		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
-			"Code execution is unavailable: the sandbox image is not installed on the daemon.")
-	case errors.Is(err, executor.ErrUnavailable):
+		return apierror.WorkspaceLimit.Wrap(err)
+	case errors.Is(err, workspaces.ErrImageMissing), errors.Is(err, executor.ErrHelperMissing), errors.Is(err, executor.ErrImageMissing):
+		h.logger.Error("the workspace or sandbox image is missing or lacks the run helper", zap.Error(err))
+		return apierror.ExecutorUnavailable.Wrap(err)
+	case errors.Is(err, workspaces.ErrUnavailable), errors.Is(err, executor.ErrUnavailable):
 		h.logger.Warn("executor unavailable", zap.Error(err))
-		return apierror.Wrap(err, http.StatusServiceUnavailable, "executor_unavailable",
-			"Code execution is unavailable: the sandbox daemon cannot be reached.")
+		return apierror.ExecutorUnavailable.Wrap(err)
 	}
-	h.logger.Error("executor", zap.String("path", r.URL.Path), zap.Error(err))
-	return apierror.Wrap(err, http.StatusInternalServerError, "internal_error",
-		"The gateway failed to run the code; the error has been logged.")
+	h.logger.Error("executor", zap.Error(err))
+	return apierror.Internal.Wrap(err)
 }
 
-func (h *Handler) sessionError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, sessions.ErrNotFound) {
-		apierror.Write(w, apierror.Wrap(err, http.StatusNotFound, "session_not_found", "No such session."))
-		return
+// specError maps a request the executor refused to its code.
+func (h *Handler) specError(spec *executor.SpecError) *apierror.Error {
+	switch spec.Code {
+	case apierror.InvalidLanguage.Name:
+		return apierror.InvalidLanguage.Wrap(spec)
+	case apierror.InvalidCode.Name:
+		return apierror.InvalidCode.Wrap(spec)
+	case apierror.CodeTooLarge.Name:
+		return apierror.CodeTooLarge.Wrap(spec, executor.MaxCodeSize)
+	case apierror.StdinTooLarge.Name:
+		return apierror.StdinTooLarge.Wrap(spec, executor.MaxStdinSize)
+	case apierror.InvalidTimeout.Name:
+		return h.invalidTimeout(spec)
+	case apierror.InvalidTag.Name:
+		return apierror.InvalidTag.Wrap(spec)
 	}
-	if errors.Is(err, sessions.ErrQuotaExceeded) {
-		apierror.Write(w, apierror.Wrap(err, http.StatusInsufficientStorage, "quota_exceeded",
-			"The session holds more than its storage quota; remove files before running code."))
-		return
-	}
-	if r.Context().Err() != nil {
-		return
-	}
-	h.logger.Error("exec: loading the session", zap.Error(err))
-	apierror.Write(w, apierror.Wrap(err, http.StatusInternalServerError, "internal_error",
-		"The gateway failed to handle the request; the error has been logged."))
+	return apierror.Internal.Wrap(spec)
 }
 
-func upperFirst(s string) string {
-	if s == "" {
-		return s
+// invalidTimeout is the error of a timeout_seconds out of range.
+func (h *Handler) invalidTimeout(cause error) *apierror.Error {
+	return apierror.InvalidTimeout.Wrap(cause, int(h.exec.Config().MaxTimeout.Seconds()))
+}
+
+// sessionError maps an error of loading the run's session to its code.
+func (h *Handler) sessionError(err error) error {
+	switch {
+	case errors.Is(err, sessions.ErrNotFound):
+		return apierror.SessionNotFound.Wrap(err)
+	case errors.Is(err, sessions.ErrQuotaExceeded):
+		return apierror.QuotaExceeded.Wrap(err, h.sessions.Config().Quota)
 	}
-	return strings.ToUpper(s[:1]) + s[1:]
+	return err
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/sessions"
@@ -96,16 +97,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	user, ok := identity.FromContext(r.Context())
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		apierror.Write(w, apierror.New(http.StatusUnauthorized, "unauthorized", "Sign in to run code."))
-		return nil
+		return claudeerror.Error(apierror.InvalidToken.Err())
 	}
-	route := func(method string, serve func(http.ResponseWriter, *http.Request, identity.User)) error {
+	route := func(method string, serve func(http.ResponseWriter, *http.Request, identity.User) error) error {
 		if r.Method != method {
 			w.Header().Set("Allow", method)
-			apierror.Write(w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "Use "+method+" here."))
-			return nil
+			return claudeerror.Error(apierror.MethodNotAllowed.Err())
 		}
-		serve(w, r, user)
+		if err := serve(w, r, user); err != nil {
+			if r.Context().Err() != nil {
+				return nil // the client is gone; its run was killed
+			}
+			return claudeerror.Error(err)
+		}
 		return nil
 	}
 	switch p {
@@ -117,22 +121,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return route(http.MethodPost, h.admin(h.buildImage))
 	}
 	if sessionID != "" {
-		return route(http.MethodPost, func(w http.ResponseWriter, r *http.Request, u identity.User) {
-			h.execute(w, r, u, sessionID)
+		return route(http.MethodPost, func(w http.ResponseWriter, r *http.Request, u identity.User) error {
+			return h.execute(w, r, u, sessionID)
 		})
 	}
-	apierror.Write(w, apierror.New(http.StatusNotFound, "not_found", "No such executor resource."))
-	return nil
+	return claudeerror.Error(apierror.NotFound.Err())
 }
 
 // admin lets only administrators through to serve.
-func (h *Handler) admin(serve func(http.ResponseWriter, *http.Request, identity.User)) func(http.ResponseWriter, *http.Request, identity.User) {
-	return func(w http.ResponseWriter, r *http.Request, u identity.User) {
+func (h *Handler) admin(serve func(http.ResponseWriter, *http.Request, identity.User) error) func(http.ResponseWriter, *http.Request, identity.User) error {
+	return func(w http.ResponseWriter, r *http.Request, u identity.User) error {
 		if !u.IsAdmin() {
-			apierror.Write(w, apierror.New(http.StatusForbidden, "forbidden", "Only administrators may do this."))
-			return
+			return apierror.Forbidden.Err()
 		}
-		serve(w, r, u)
+		return serve(w, r, u)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/health"
 )
 
@@ -68,8 +69,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		apierror.Write(w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "Probes answer GET and HEAD only."))
-		return nil
+		return claudeerror.Error(apierror.MethodNotAllowed.Err())
 	}
 	if r.URL.Path == "/api/live" {
 		apierror.WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})

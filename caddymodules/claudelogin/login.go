@@ -152,8 +152,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		if !ok {
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
-		f.Error = ae.Message
-		h.render(w, ae.Status, f)
+		f.Error = ae.Message()
+		h.render(w, ae.Status(), f)
 		return nil
 	}
 	h.logger.Info("login", zap.String("user_id", sess.Access.Subject), zap.String("username", sess.Access.Username), zap.String("via", "form"))

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/origin"
 )
 
@@ -113,21 +114,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if origin.IsPreflight(r) {
 		if !h.policy.Preflight(w.Header(), r) {
-			h.refuse(w, r, apierror.New(http.StatusForbidden, "origin_not_allowed", "This origin may not call the gateway from a browser."))
-			return nil
+			return h.refuse(r, apierror.OriginNotAllowed.Err())
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 	if err := h.policy.CheckWebSocket(r); err != nil {
 		h.policy.CORS(w.Header(), r)
-		h.refuse(w, r, apierror.Wrap(err, http.StatusForbidden, "websocket_origin_not_allowed", "WebSocket connections are accepted only from the app's own origins."))
-		return nil
+		return h.refuse(r, apierror.WebSocketOriginNotAllowed.Wrap(err))
 	}
 	if err := h.policy.CheckCSRF(r); err != nil {
 		h.policy.CORS(w.Header(), r)
-		h.refuse(w, r, apierror.Wrap(err, http.StatusForbidden, "cross_site_request", "This request did not come from an allowed origin; reload the app and try again."))
-		return nil
+		return h.refuse(r, apierror.CrossSiteRequest.Wrap(err))
 	}
 	// Set the CORS headers now, so answers of handlers before the upstream
 	// (a 401, a 429) carry them, and again when the response starts, so an
@@ -136,12 +134,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(&corsWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, apply: func(hdr http.Header) { h.policy.CORS(hdr, r) }}, r)
 }
 
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, e *apierror.Error) {
+// refuse logs a refused request and returns its error.
+func (h *Handler) refuse(r *http.Request, e *apierror.Error) error {
 	if c := h.logger.Check(zap.InfoLevel, "request refused by origin policy"); c != nil {
-		c.Write(zap.String("code", e.Code), zap.String("method", r.Method), zap.String("uri", r.URL.Path),
+		c.Write(zap.String("code", e.Code()), zap.String("method", r.Method), zap.String("uri", r.URL.Path),
 			zap.Strings("origin", r.Header.Values("Origin")), zap.String("sec_fetch_site", r.Header.Get("Sec-Fetch-Site")))
 	}
-	apierror.Write(w, e)
+	return claudeerror.Error(e)
 }
 
 // corsWriter re-applies the CORS headers when the response starts.

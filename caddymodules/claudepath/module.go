@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/requestpath"
 )
 
@@ -50,8 +51,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	p, err := requestpath.Canonical(receivedPath(r))
 	if err != nil {
 		h.logger.Debug("path refused", zap.String("path", receivedPath(r)), zap.Error(err))
-		return caddyhttp.Error(http.StatusBadRequest, apierror.Wrap(err, http.StatusBadRequest, "invalid_path",
-			"The path is not allowed: it must not hold '.' or '..' segments, '//', ';', '\\', encoded '/' or '.', control characters or double-encoded escapes."))
+		return claudeerror.Error(apierror.InvalidPath.Wrap(err))
 	}
 	r.URL.Path, r.URL.RawPath = p.Decoded, p.Escaped
 	return next.ServeHTTP(w, r)

@@ -27,7 +27,6 @@ func init() {
 //	        exempt     { <matchers> }            # the zone skips these requests
 //	    }
 //	    store_timeout <duration>
-//	    api_prefix    <prefix>
 //	    redis_url     <url>                      # for store redis: redis://host:port/db
 //	}
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -59,10 +58,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("store_timeout: %v", err)
 			}
 			h.StoreTimeout = caddy.Duration(dur)
-		case "api_prefix":
-			if !d.AllArgs(&h.APIPrefix) {
-				return d.ArgErr()
-			}
 		case "redis_url":
 			if !d.AllArgs(&h.RedisURL) {
 				return d.ArgErr()

@@ -47,9 +47,9 @@ func TestBudgetIsExactAndRefusalsAreNotProxied(t *testing.T) {
 			if n := up.Hits.Load(); n != 5 {
 				t.Fatalf("the upstream saw %d requests, want exactly the 5 allowed", n)
 			}
-			// Outside /api the refusal is plain text, still not proxied.
+			// Outside /api the refusal is claude_error's page, still not proxied.
 			a := do(t, g.Client(), http.MethodPost, g.URL("localhost", "/auth/login"), nil)
-			if a.Status != http.StatusTooManyRequests || !strings.HasPrefix(a.Header.Get("Content-Type"), "text/plain") ||
+			if a.Status != http.StatusTooManyRequests || !strings.HasPrefix(a.Header.Get("Content-Type"), "text/html") ||
 				!strings.Contains(a.Body, "Too many requests") || a.Header.Get("Retry-After") == "" {
 				t.Fatalf("non-API refusal: %d %q %v", a.Status, a.Body, a.Header)
 			}

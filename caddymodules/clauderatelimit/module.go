@@ -17,6 +17,7 @@ import (
 
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/ratelimit"
 )
 
@@ -44,10 +45,6 @@ type Handler struct {
 	// StoreTimeout bounds each store call; a store that does not answer in
 	// time counts as failed. Default: 2s.
 	StoreTimeout caddy.Duration `json:"store_timeout,omitempty"`
-
-	// APIPrefix is the path prefix whose refusals are answered with the JSON
-	// error envelope; other paths get plain text. Default: "/api/".
-	APIPrefix string `json:"api_prefix,omitempty"`
 
 	// RedisURL is the Redis server of the zones whose store is "redis":
 	// "redis://[:password@]host:port/db", or "rediss://…" for TLS.
@@ -129,9 +126,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.StoreTimeout == 0 {
 		h.StoreTimeout = caddy.Duration(2 * time.Second)
-	}
-	if h.APIPrefix == "" {
-		h.APIPrefix = "/api/"
 	}
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
@@ -364,14 +358,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		d := h.hit(r.Context(), z, key)
 		if d.StoreErr != nil {
 			if !d.Allowed {
-				h.refuseUnavailable(w, r, z)
-				return nil
+				return h.refuseUnavailable(w, z)
 			}
 			continue
 		}
 		if !d.Allowed {
-			h.refuse(w, r, z, d)
-			return nil
+			return h.refuse(w, r, z, d)
 		}
 		if tightest == nil || d.Remaining < tightest.Remaining {
 			tightest = &d
@@ -434,8 +426,8 @@ const (
 	hdrReset     = "X-Ratelimit-Reset"
 )
 
-// refuse answers 429 for a spent budget.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, z *Zone, d ratelimit.Decision) {
+// refuse sets the limit headers and returns 429 rate_limited for a spent budget.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, z *Zone, d ratelimit.Decision) error {
 	metrics.refused.WithLabelValues(z.Name).Inc()
 	retry := d.RetryAfter(time.Now())
 	hdr := w.Header()
@@ -443,31 +435,16 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, z *Zone, d rate
 	hdr.Set("X-RateLimit-Remaining", "0")
 	hdr.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
 	hdr.Set("Retry-After", strconv.FormatInt(retry, 10))
-	msg := fmt.Sprintf("Too many requests. Try again in %d seconds.", retry)
-	if retry == 1 {
-		msg = "Too many requests. Try again in 1 second."
-	}
 	h.logger.Debug("request refused", zap.String("zone", z.Name), zap.String("path", r.URL.Path))
-	h.write(w, r, apierror.New(http.StatusTooManyRequests, "rate_limited", msg))
+	return claudeerror.Error(apierror.RateLimited.Err())
 }
 
-// refuseUnavailable answers 503 when a fail_closed zone's store fails.
-func (h *Handler) refuseUnavailable(w http.ResponseWriter, r *http.Request, z *Zone) {
+// refuseUnavailable returns 503 rate_limit_unavailable when a fail_closed
+// zone's store fails.
+func (h *Handler) refuseUnavailable(w http.ResponseWriter, z *Zone) error {
 	metrics.refused.WithLabelValues(z.Name).Inc()
 	w.Header().Set("Retry-After", "5")
-	h.write(w, r, apierror.New(http.StatusServiceUnavailable, "rate_limit_unavailable",
-		"The service is temporarily unavailable. Try again in a moment."))
-}
-
-func (h *Handler) write(w http.ResponseWriter, r *http.Request, e *apierror.Error) {
-	if strings.HasPrefix(r.URL.Path, h.APIPrefix) || r.URL.Path+"/" == h.APIPrefix {
-		apierror.Write(w, e)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(e.Status)
-	fmt.Fprintln(w, e.Message)
+	return claudeerror.Error(apierror.RateLimitUnavailable.Err())
 }
 
 // Interface guards

@@ -15,7 +15,8 @@ import (
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
 
-// api is one request to the session API.
+// api is one request to the session API. Its methods answer on success and
+// return the error to answer otherwise.
 type api struct {
 	h    *Handler
 	w    http.ResponseWriter
@@ -30,13 +31,12 @@ func (a *api) record(kind audit.Kind, id string) {
 }
 
 // collection serves /api/sessions.
-func (a *api) collection() {
+func (a *api) collection() error {
 	switch a.r.Method {
 	case http.MethodPost:
 		sess, err := a.h.store.Create(a.r.Context(), a.user.ID)
 		if err != nil {
-			a.fail(err)
-			return
+			return a.apiError(err)
 		}
 		a.h.logger.Info("session created", zap.String("session", sess.ID), zap.String("user", a.user.ID))
 		a.record(audit.SessionCreated, sess.ID)
@@ -50,47 +50,46 @@ func (a *api) collection() {
 			list, err = a.h.store.List(a.r.Context(), a.user.ID)
 		default:
 			if !a.user.IsAdmin() {
-				apierror.Write(a.w, apierror.New(http.StatusForbidden, "forbidden", "Only an admin may list every user's sessions."))
-				return
+				return apierror.Forbidden.Err()
 			}
 			list, err = a.h.store.ListAll(a.r.Context())
 		}
 		if err != nil {
-			a.fail(err)
-			return
+			return a.apiError(err)
 		}
 		apierror.WriteJSON(a.w, http.StatusOK, map[string]any{"sessions": list})
 	default:
-		a.methodNotAllowed("GET, HEAD, POST")
+		return a.methodNotAllowed("GET, HEAD, POST")
 	}
+	return nil
 }
 
 // session serves /api/sessions/{id}.
-func (a *api) session(id string) {
+func (a *api) session(id string) error {
 	switch a.r.Method {
 	case http.MethodGet, http.MethodHead:
-		sess, ok := a.owned(id)
-		if !ok {
-			return
+		sess, err := a.owned(id)
+		if err != nil {
+			return err
 		}
 		apierror.WriteJSON(a.w, http.StatusOK, sess)
 	case http.MethodDelete:
 		if err := a.h.store.Delete(a.r.Context(), id, a.user.ID); err != nil {
-			a.fail(err)
-			return
+			return a.apiError(err)
 		}
 		a.h.logger.Info("session deleted", zap.String("session", id), zap.String("user", a.user.ID))
 		a.record(audit.SessionDeleted, id)
 		a.w.WriteHeader(http.StatusNoContent)
 	default:
-		a.methodNotAllowed("DELETE, GET, HEAD")
+		return a.methodNotAllowed("DELETE, GET, HEAD")
 	}
+	return nil
 }
 
 // history serves /api/sessions/{id}/history.
-func (a *api) history(id string) {
-	if _, ok := a.owned(id); !ok {
-		return
+func (a *api) history(id string) error {
+	if _, err := a.owned(id); err != nil {
+		return err
 	}
 	switch a.r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -98,8 +97,7 @@ func (a *api) history(id string) {
 		// long the history is.
 		body, n, err := a.h.store.OpenHistory(id)
 		if err != nil {
-			a.fail(err)
-			return
+			return a.apiError(err)
 		}
 		defer body.Close()
 		const open, end = `{"entries":`, "}\n"
@@ -109,88 +107,82 @@ func (a *api) history(id string) {
 		h.Set("Content-Length", strconv.FormatInt(int64(len(open))+n+int64(len(end)), 10))
 		a.w.WriteHeader(http.StatusOK)
 		if a.r.Method == http.MethodHead {
-			return
+			return nil
 		}
+		// From here on the answer has started: a failure can only cut it.
 		io.WriteString(a.w, open)
 		if _, err := io.Copy(a.w, body); err != nil {
 			a.h.logger.Info("sending a history", zap.String("session", id), zap.Error(err))
-			return
+			return nil
 		}
 		io.WriteString(a.w, end)
 	case http.MethodPost:
 		limit := a.h.store.Config().MaxFileSize
 		if a.r.ContentLength > limit {
-			a.fail(sessions.ErrFileTooLarge)
-			return
+			return a.apiError(sessions.ErrFileTooLarge)
 		}
 		body, err := io.ReadAll(io.LimitReader(a.r.Body, limit+1))
 		if err != nil {
-			apierror.Write(a.w, apierror.Wrap(err, http.StatusBadRequest, "bad_request", "The request body could not be read."))
-			return
+			return apierror.BadRequest.Wrap(err)
 		}
 		if int64(len(body)) > limit {
-			a.fail(sessions.ErrFileTooLarge)
-			return
+			return a.apiError(sessions.ErrFileTooLarge)
 		}
 		n, err := a.h.store.AppendHistory(id, body)
 		if err != nil {
-			a.fail(err)
-			return
+			return a.apiError(err)
 		}
 		apierror.WriteJSON(a.w, http.StatusCreated, map[string]int{"entries": n})
 	default:
-		a.methodNotAllowed("GET, HEAD, POST")
+		return a.methodNotAllowed("GET, HEAD, POST")
 	}
+	return nil
 }
 
 // owned returns the session if the user owns it, moving its last_active_at;
-// otherwise it answers 404 and returns false.
-func (a *api) owned(id string) (sessions.Session, bool) {
+// otherwise the error to answer (404 for someone else's session).
+func (a *api) owned(id string) (sessions.Session, error) {
 	sess, err := a.h.store.Get(a.r.Context(), id, a.user.ID)
 	if err != nil {
-		a.fail(err)
-		return sess, false
+		return sess, a.apiError(err)
 	}
 	if err := a.h.store.Touch(a.r.Context(), id); err != nil {
 		a.h.logger.Warn("recording session activity", zap.String("session", id), zap.Error(err))
 	}
-	return sess, true
+	return sess, nil
 }
 
-func (a *api) methodNotAllowed(allow string) {
+// methodNotAllowed sets Allow and returns 405.
+func (a *api) methodNotAllowed(allow string) error {
 	a.w.Header().Set("Allow", allow)
-	apierror.Write(a.w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "Allowed methods: "+allow+"."))
+	return apierror.MethodNotAllowed.Err()
 }
 
-// fail answers err in the envelope with the status its kind calls for.
-func (a *api) fail(err error) {
-	apierror.Write(a.w, a.toAPIError(err))
-}
-
-func (a *api) toAPIError(err error) *apierror.Error {
+// apiError maps an error of the session store to its code; one it does not
+// know stays as it is (an internal error, logged by claude_error).
+func (a *api) apiError(err error) error {
 	cfg := a.h.store.Config()
 	switch {
 	case errors.Is(err, sessions.ErrNotFound):
-		return apierror.Wrap(err, http.StatusNotFound, "session_not_found", "No such session.")
+		return apierror.SessionNotFound.Wrap(err)
 	case errors.Is(err, sessions.ErrLimitReached):
-		return apierror.Wrap(err, http.StatusConflict, "session_limit_reached", "The session limit is reached; delete a session first.")
+		return apierror.SessionLimitReached.Wrap(err)
 	case errors.Is(err, sessions.ErrInvalidPath):
-		return apierror.Wrap(err, http.StatusBadRequest, "invalid_path", "The path is not allowed: it must stay inside the session's files, without '..', absolute paths, encoded separators, NUL bytes or links that lead outside.")
+		return apierror.InvalidPath.Wrap(err)
 	case errors.Is(err, sessions.ErrFileNotFound):
-		return apierror.Wrap(err, http.StatusNotFound, "file_not_found", "No such file or directory.")
+		return apierror.FileNotFound.Wrap(err)
 	case errors.Is(err, sessions.ErrIsDirectory):
-		return apierror.Wrap(err, http.StatusBadRequest, "is_a_directory", "The path names a directory; end it with '/' to list, create or delete a directory.")
+		return apierror.IsADirectory.Wrap(err)
 	case errors.Is(err, sessions.ErrNotDirectory):
-		return apierror.Wrap(err, http.StatusBadRequest, "not_a_directory", "The path does not name a directory.")
+		return apierror.NotADirectory.Wrap(err)
 	case errors.Is(err, sessions.ErrFileTooLarge):
-		return apierror.Wrap(err, http.StatusRequestEntityTooLarge, "file_too_large", "The body is larger than the limit of "+strconv.FormatInt(cfg.MaxFileSize, 10)+" bytes.")
+		return apierror.FileTooLarge.Wrap(err, cfg.MaxFileSize)
 	case errors.Is(err, sessions.ErrQuotaExceeded):
-		return apierror.Wrap(err, http.StatusInsufficientStorage, "quota_exceeded", "The session's storage quota of "+strconv.FormatInt(cfg.Quota, 10)+" bytes (files and history) would be exceeded, or is: remove files first.")
+		return apierror.QuotaExceeded.Wrap(err, cfg.Quota)
 	case errors.Is(err, sessions.ErrHistoryTooLarge):
-		return apierror.Wrap(err, http.StatusRequestEntityTooLarge, "history_too_large", "The session's history would exceed its limit of "+strconv.FormatInt(cfg.MaxHistorySize, 10)+" bytes.")
+		return apierror.HistoryTooLarge.Wrap(err, cfg.MaxHistorySize)
 	case errors.Is(err, sessions.ErrInvalidHistory):
-		return apierror.Wrap(err, http.StatusBadRequest, "invalid_history_entry", "A history entry must be one JSON value.")
+		return apierror.InvalidHistoryEntry.Wrap(err)
 	}
-	a.h.logger.Error("session API", zap.String("path", a.r.URL.Path), zap.String("method", a.r.Method), zap.Error(err))
-	return apierror.Wrap(err, http.StatusInternalServerError, "internal_error", "The gateway failed to handle the request; the error has been logged.")
+	return err
 }

@@ -15,36 +15,32 @@ import (
 )
 
 // files serves /api/sessions/{id}/files/{escaped}.
-func (a *api) files(id, escaped string) {
-	if _, ok := a.owned(id); !ok {
-		return
+func (a *api) files(id, escaped string) error {
+	if _, err := a.owned(id); err != nil {
+		return err
 	}
 	rel, dir, err := sessions.ParsePath(escaped)
 	if err != nil {
-		a.fail(err)
-		return
+		return a.apiError(err)
 	}
 	f, err := a.h.store.OpenFiles(id)
 	if err != nil {
-		a.fail(err)
-		return
+		return a.apiError(err)
 	}
 	defer f.Close()
 	switch a.r.Method {
 	case http.MethodGet, http.MethodHead:
 		if dir {
-			a.list(f, rel)
-		} else {
-			a.download(f, rel)
+			return a.list(f, rel)
 		}
+		return a.download(f, rel)
 	case http.MethodPut:
 		if dir {
 			if err := f.Mkdir(rel); err != nil {
-				a.fail(err)
-				return
+				return a.apiError(err)
 			}
 			apierror.WriteJSON(a.w, http.StatusCreated, map[string]string{"path": displayPath(rel, true), "type": "dir"})
-			return
+			return nil
 		}
 		// The body must arrive within the upload timeout; a read past it
 		// fails, and Put keeps nothing of it.
@@ -62,8 +58,7 @@ func (a *api) files(id, escaped string) {
 			if a.r.Context().Err() != nil {
 				a.h.logger.Info("upload abandoned by the client", zap.String("session", id), zap.Error(err))
 			}
-			a.fail(err)
-			return
+			return a.apiError(err)
 		}
 		status := http.StatusOK
 		if created {
@@ -72,32 +67,31 @@ func (a *api) files(id, escaped string) {
 		apierror.WriteJSON(a.w, status, map[string]any{"path": rel, "type": "file", "size": n})
 	case http.MethodDelete:
 		if err := f.Delete(rel, dir); err != nil {
-			a.fail(err)
-			return
+			return a.apiError(err)
 		}
 		a.w.WriteHeader(http.StatusNoContent)
 	default:
-		a.methodNotAllowed("DELETE, GET, HEAD, PUT")
+		return a.methodNotAllowed("DELETE, GET, HEAD, PUT")
 	}
+	return nil
 }
 
-func (a *api) list(f *sessions.Files, rel string) {
+func (a *api) list(f *sessions.Files, rel string) error {
 	entries, err := f.List(rel)
 	if err != nil {
-		a.fail(err)
-		return
+		return a.apiError(err)
 	}
 	apierror.WriteJSON(a.w, http.StatusOK, map[string]any{"path": displayPath(rel, true), "entries": entries})
+	return nil
 }
 
 // download sends a file's bytes. They are the user's (or their sandbox's),
 // served from the app's origin: never as anything a browser would render or
 // run there.
-func (a *api) download(f *sessions.Files, rel string) {
+func (a *api) download(f *sessions.Files, rel string) error {
 	file, info, err := f.Open(rel)
 	if err != nil {
-		a.fail(err)
-		return
+		return a.apiError(err)
 	}
 	defer file.Close()
 	h := a.w.Header()
@@ -107,6 +101,7 @@ func (a *api) download(f *sessions.Files, rel string) {
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(rel)}))
 	h.Set("Cache-Control", "no-store")
 	http.ServeContent(a.w, a.r, "", info.ModTime(), file)
+	return nil
 }
 
 func displayPath(rel string, dir bool) string {

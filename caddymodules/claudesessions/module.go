@@ -17,6 +17,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/requestpath"
 	"github.com/claude-gateway/claude-gateway/sessions"
@@ -105,30 +106,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	user, ok := identity.FromContext(r.Context())
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_token", "A valid access token is required to use sessions."))
-		return nil
+		return unauthorized(w)
 	}
 	api := &api{h: h, w: w, r: r, user: user}
+	var err error
 	switch {
 	case id == "":
-		api.collection()
+		err = api.collection()
 	case !sessions.ValidID(id):
-		api.fail(sessions.ErrNotFound)
+		err = apierror.SessionNotFound.Err()
 	case !strings.Contains(rest[1:], "/"):
-		api.session(id)
+		err = api.session(id)
 	case sub == "history":
-		api.history(id)
+		err = api.history(id)
 	case sub == "files" || strings.HasPrefix(sub, "files/"):
-		api.files(id, strings.TrimPrefix(strings.TrimPrefix(sub, "files"), "/"))
+		err = api.files(id, strings.TrimPrefix(strings.TrimPrefix(sub, "files"), "/"))
 	default:
 		// The backend's own per-session routes (agent messages, streams):
 		// the gateway vouches for ownership, then proxies them.
-		if _, ok := api.owned(id); ok {
+		if _, err = api.owned(id); err == nil {
 			return next.ServeHTTP(w, r)
 		}
 	}
+	if err != nil {
+		return claudeerror.Error(err)
+	}
 	return nil
+}
+
+// unauthorized sets the Bearer challenge and returns 401 invalid_token.
+func unauthorized(w http.ResponseWriter) error {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	return claudeerror.Error(apierror.InvalidToken.Err())
 }
 
 // backendSession passes a request for the backend that names session id to
@@ -136,19 +145,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) backendSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id string) error {
 	user, ok := identity.FromContext(r.Context())
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_token", "A valid access token is required to use sessions."))
-		return nil
+		return unauthorized(w)
+	}
+	if !sessions.ValidID(id) {
+		return claudeerror.Error(apierror.SessionNotFound.Err())
 	}
 	api := &api{h: h, w: w, r: r, user: user}
-	if !sessions.ValidID(id) {
-		api.fail(sessions.ErrNotFound)
-		return nil
+	if _, err := api.owned(id); err != nil {
+		return claudeerror.Error(err)
 	}
-	if _, ok := api.owned(id); ok {
-		return next.ServeHTTP(w, r)
-	}
-	return nil
+	return next.ServeHTTP(w, r)
 }
 
 // Interface guards

@@ -7,8 +7,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 	"github.com/claude-gateway/claude-gateway/sessions"
@@ -62,7 +64,11 @@ func TestRouting(t *testing.T) {
 		passed := false
 		next := nextFunc(func(http.ResponseWriter, *http.Request) error { passed = true; return nil })
 		if err := h.ServeHTTP(rec, req, next); err != nil {
-			t.Fatal(err)
+			// What handle_errors does: claude_error renders the error.
+			req = req.WithContext(context.WithValue(req.Context(), caddyhttp.ErrorCtxKey, err))
+			if err := new(claudeerror.Handler).ServeHTTP(rec, req, nil); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if tc.status == 0 {
 			if !passed {
