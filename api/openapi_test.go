@@ -25,6 +25,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
+	"github.com/claude-gateway/claude-gateway/workspaces"
 )
 
 // contract is api/openapi.yaml, loaded.
@@ -256,7 +257,12 @@ func TestContract(t *testing.T) {
 	if image == "" {
 		image = "claude-sandbox:local"
 	}
+	wsImage := os.Getenv("CLAUDE_WORKSPACE_IMAGE")
+	if wsImage == "" {
+		wsImage = workspaces.LocalImage
+	}
 	testenv.DockerImage(t, image)
+	testenv.DockerImage(t, wsImage)
 	b, err := os.ReadFile(filepath.Join(gatewaytest.RepoRoot(t), "Caddyfile.dev"))
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +274,11 @@ func TestContract(t *testing.T) {
 		t.Fatal("Caddyfile.dev lacks the executor block")
 	}
 	instance := "apitest-" + testenv.RandomHex(6)
-	cfg = cfg[:i] + "\t\texecutor {\n\t\t\timage default " + image + "\n\t\t\tinstance " + instance + "\n\t\t}\n" + cfg[i+j+len("\n\t\t}\n"):]
+	// Runs go to the session's workspace container: the local image, never
+	// pulled, under names of this test's own.
+	cfg = cfg[:i] + "\t\texecutor {\n\t\t\timage default " + image + "\n\t\t\tinstance " + instance + "\n\t\t}\n" +
+		"\t\tworkspaces {\n\t\t\timage " + wsImage + "\n\t\t\tpull never\n\t\t\tcontainer_prefix claude-ws-" + instance + "-\n\t\t}\n" +
+		cfg[i+j+len("\n\t\t}\n"):]
 	const password = "contract-test-password"
 	g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: cfg, Env: map[string]string{
 		"SECRET_KEY":            gatewaytest.TestSecret,
