@@ -40,6 +40,7 @@ func TestCodes(t *testing.T) {
 		{404, "not_found", "There is nothing at this address."},
 		{404, "session_not_found", "No such session."},
 		{405, "method_not_allowed", "This address does not answer this method; the Allow header lists those it does."},
+		{408, "upload_timeout", "The upload did not arrive within %s; nothing was written. Try again on a faster connection."},
 		{409, "session_limit_reached", "The session limit is reached; delete a session first."},
 		{413, "build_context_too_large", "The build context is larger than %d bytes."},
 		{413, "file_too_large", "The body is larger than the limit of %d bytes."},

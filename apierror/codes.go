@@ -132,6 +132,7 @@ var (
 	FileNotFound        = define(http.StatusNotFound, "file_not_found", "No such file or directory.")
 	IsADirectory        = define(http.StatusBadRequest, "is_a_directory", "The path names a directory; end it with '/' to list, create or delete a directory.")
 	NotADirectory       = define(http.StatusBadRequest, "not_a_directory", "The path does not name a directory.")
+	UploadTimeout       = define(http.StatusRequestTimeout, "upload_timeout", "The upload did not arrive within %s; nothing was written. Try again on a faster connection.")
 	FileTooLarge        = define(http.StatusRequestEntityTooLarge, "file_too_large", "The body is larger than the limit of %d bytes.")
 	HistoryTooLarge     = define(http.StatusRequestEntityTooLarge, "history_too_large", "The session's history would exceed its limit of %d bytes.")
 	InvalidHistoryEntry = define(http.StatusBadRequest, "invalid_history_entry", "A history entry must be one JSON value.")

@@ -52,8 +52,7 @@ func (a *api) files(id, escaped string) error {
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				a.h.logger.Info("upload cut off at the upload timeout", zap.String("session", id), zap.Duration("upload_timeout", time.Duration(a.h.UploadTimeout)))
-				apierror.Write(a.w, apierror.Wrap(err, http.StatusRequestTimeout, "upload_timeout", "The upload did not arrive within "+time.Duration(a.h.UploadTimeout).String()+"; nothing was written. Try again on a faster connection."))
-				return
+				return apierror.UploadTimeout.Wrap(err, time.Duration(a.h.UploadTimeout))
 			}
 			if a.r.Context().Err() != nil {
 				a.h.logger.Info("upload abandoned by the client", zap.String("session", id), zap.Error(err))
