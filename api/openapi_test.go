@@ -291,8 +291,10 @@ func TestContract(t *testing.T) {
 	client := g.Client()
 	client.Timeout = 2 * time.Minute
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	user := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-alice", "alice", "user", time.Hour)
-	admin := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-admin", "root", "admin", time.Hour)
+	// User ids of this test's own: the workspaces' caps per user are counted
+	// on the engine, which other tests share.
+	user := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-"+instance, "alice", "user", time.Hour)
+	admin := gatewaytest.AccessToken(t, gatewaytest.TestSecret, "u-admin-"+instance, "root", "admin", time.Hour)
 
 	type request struct {
 		method, path string
