@@ -58,6 +58,14 @@ test: build ## Run every test against real MariaDB, Docker and Chromium (prepare
 	export CLAUDE_GATEWAY_BIN=$(CURDIR)/$(BIN); \
 	$(GO) test $(TEST_FLAGS) -count=1 ./...
 
+.PHONY: stack-test
+stack-test: build ## Start the whole compose stack on local stand-in images and check it end to end (deploy/stack_test.go).
+	CLAUDE_STACK_TEST=1 CLAUDE_GATEWAY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -run '^TestStack$$' -v ./deploy/
+
+.PHONY: standin-images
+standin-images: ## Build the stack test's stand-in images (DinD, MySQL, app) without a registry.
+	scripts/standin-images.sh
+
 .PHONY: bench
 bench: build ## Run the benchmarks (bench/run.sh): gateway vs bare proxy vs direct, and the Go benchmarks.
 	bench/run.sh
@@ -68,16 +76,19 @@ clean: ## Remove build output and local run data.
 	rm -rf bin
 
 # ---------------------------------------------------------------------------------------------
-# Deployment with Docker Compose: docker-compose.yml + docker-compose.dind.yml, settings in .env
-# (see .env.example), secrets in $(SECRETS_DIR). Only the gateway publishes ports.
+# Deployment with Docker Compose: docker-compose.yml + docker-compose.dind.yml, settings in
+# $(ENV_FILE) (see .env.example), secrets in $(SECRETS_DIR). Only the gateway publishes ports.
 COMPOSE       ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
 COMPOSE_FILES ?= -f docker-compose.yml -f docker-compose.dind.yml
-DC             = $(COMPOSE) $(COMPOSE_FILES)
+ENV_FILE      ?= .env
+DC             = $(COMPOSE) $(if $(wildcard $(ENV_FILE)),--env-file $(ENV_FILE)) $(COMPOSE_FILES)
 GATEWAY_IMAGE ?= claude-gateway:local
 SANDBOX_IMAGE ?= claude-sandbox:local
 WORKSPACE_IMAGE ?= claude-workspace:4.96.2
-SECRETS_DIR   ?= ./secrets
-BACKUP_DIR    ?= ./backups
+# The directories compose reads from $(ENV_FILE) are the ones these targets use.
+env_setting    = $(shell sed -n 's/^$(1)=//p' $(ENV_FILE) 2>/dev/null | tail -n1)
+SECRETS_DIR   ?= $(or $(call env_setting,SECRETS_DIR),./secrets)
+BACKUP_DIR    ?= $(or $(call env_setting,BACKUP_DIR),./backups)
 SERVICE       ?=
 # The daemon's client as the gateway uses it: TLS on 2376 with the client certificate.
 DIND_CLI       = $(DC) exec -T dind env DOCKER_HOST=tcp://dind:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=/certs/client docker
@@ -96,7 +107,7 @@ secrets: ## Create missing secret files (random) in $(SECRETS_DIR): secret_key, 
 
 .PHONY: up
 up: secrets ## Start the stack (gateway, frontend, backend, MySQL, DinD running the session workspaces) in the background.
-	@[ -f .env ] || { echo "no .env: cp .env.example .env and edit it"; exit 1; }
+	@[ -f $(ENV_FILE) ] || { echo "no $(ENV_FILE): cp .env.example $(ENV_FILE) and edit it"; exit 1; }
 	$(DC) up -d
 	@$(MAKE) --no-print-directory status
 
@@ -154,12 +165,14 @@ dind-clean: ## Remove stopped containers, dangling images and build cache inside
 	$(DIND_CLI) image prune -f
 	$(DIND_CLI) builder prune -f
 
+# The workspace volume is archived through the DinD container (it mounts it at /workspaces
+# and has tar; the gateway image has no shell), with numeric owners (the files are uid 1000's).
 .PHONY: backup
 backup: ## Dump MySQL and archive the workspace into $(BACKUP_DIR)/backup-<time>/.
 	@dir=$(BACKUP_DIR)/backup-$$(date -u +%Y%m%dT%H%M%SZ); install -d -m 0700 $$dir && \
 	$(DC) exec -T mysql sh -c 'MYSQL_PWD="$$(cat /run/secrets/mysql_root_password)" exec mysqldump -uroot \
 		--single-transaction --routines --triggers --databases claude_gateway "$$MYSQL_DATABASE"' > $$dir/mysql.sql && \
-	$(DC) exec -T dind tar -C /workspaces -czf - . > $$dir/workspace.tar.gz && \
+	$(DC) exec -T dind tar --numeric-owner -C /workspaces -czf - . > $$dir/workspace.tar.gz && \
 	echo "backup written to $$dir"
 
 .PHONY: restore
@@ -167,7 +180,7 @@ restore: ## Restore BACKUP=<dir> (a backup-<time>/ directory): MySQL dump, then 
 	@[ -n "$(BACKUP)" ] && [ -f "$(BACKUP)/mysql.sql" ] && [ -f "$(BACKUP)/workspace.tar.gz" ] || \
 		{ echo "usage: make restore BACKUP=$(BACKUP_DIR)/backup-<time>"; exit 1; }
 	$(DC) exec -T mysql sh -c 'MYSQL_PWD="$$(cat /run/secrets/mysql_root_password)" exec mysql -uroot' < $(BACKUP)/mysql.sql
-	$(DC) exec -T dind tar -C /workspaces -xzf - < $(BACKUP)/workspace.tar.gz
+	$(DC) exec -T dind tar --numeric-owner -C /workspaces -xzf - < $(BACKUP)/workspace.tar.gz
 	$(DC) restart gateway
 
 .PHONY: diagnostics

@@ -128,15 +128,10 @@ type probeResult struct {
 func TestGatewayImage(t *testing.T) {
 	testenv.Docker(t)
 	id := "cgw-" + testenv.RandomHex(4)
-	work := t.TempDir()
 	gwImage := buildGatewayImage(t, id+"-gateway:test")
 
 	// The peer image: a static HTTP upstream and TCP probe, also FROM scratch.
-	peerCtx := filepath.Join(work, "peer")
-	goBuildStatic(t, "./deploy/testdata/netpeer", filepath.Join(peerCtx, "netpeer"))
-	writeFile(t, peerCtx, "Dockerfile", "FROM scratch\nCOPY netpeer /netpeer\nUSER 1000:1000\nENTRYPOINT [\"/netpeer\"]\n")
-	peerImage := id + "-peer:test"
-	buildImage(t, peerImage, peerCtx)
+	peerImage := buildPeerImage(t, id+"-peer:test")
 
 	t.Run("image config", func(t *testing.T) {
 		var cfg []struct {
