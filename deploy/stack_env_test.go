@@ -32,10 +32,8 @@ const (
 	// The stack test's own tags of the sandbox and workspace images (built by
 	// the same scripts, cached by their labels): other test runs on this engine
 	// rebuild the :local tags while this test copies them into its daemon.
-	sandboxImage = "claude-sandbox:stack"
-	workspaceImg = "claude-workspace:stack"
-	// workspaceProd is the workspace image the production Caddyfile names by default.
-	workspaceProd = "claude-workspace:4.96.2"
+	sandboxImage  = "claude-sandbox:stack"
+	workspaceImg  = "claude-workspace:stack"
 	stackDomain   = "localhost"
 	stackIDEHost  = "ide." + stackDomain
 	stackAppHost  = stackDomain
@@ -49,6 +47,7 @@ const (
 // the unconfined profiles privileged implies, the cgroup tree read-write, the vfs
 // storage driver (no overlay on the engine's fuse-overlayfs) and no iptables.
 // The app stand-ins take code-server's flags; each answers on its service's port.
+// Each session's IDE runs in its own workspace container on the daemon.
 const stackOverride = `services:
   dind:
     privileged: false
@@ -64,9 +63,6 @@ const stackOverride = `services:
     command: ["--bind-addr", "0.0.0.0:3000", "--name", "frontend"]
   backend:
     command: ["--bind-addr", "0.0.0.0:8000", "--name", "backend"]
-  code-server:
-    image: ` + appStandin + `
-    command: ["--bind-addr", "0.0.0.0:8080", "--name", "code-server", "--auth", "none", "/home/coder/workspace"]
 `
 
 // stack is one Compose project of the whole stack (docker-compose.yml,
@@ -200,6 +196,7 @@ func (s *stack) makeVars() []string {
 		// SECRETS_DIR and BACKUP_DIR come from the env file, as an operator's .env sets them.
 		"ENV_FILE=" + s.envFile,
 		"SANDBOX_IMAGE=" + sandboxImage,
+		"WORKSPACE_IMAGE=" + workspaceImg,
 	}
 }
 
@@ -407,6 +404,7 @@ func (s *stack) exec(c *http.Client, token, sessionID, code string) execResult {
 // standinEcho is the app stand-in's JSON answer: the request as it arrived.
 type standinEcho struct {
 	Name    string      `json:"upstream"`
+	Folder  string      `json:"folder"`
 	Path    string      `json:"path"`
 	Headers http.Header `json:"header"`
 }
@@ -488,18 +486,4 @@ func buildPeerImage(t *testing.T, tag string) string {
 	writeFile(t, ctx, "Dockerfile", "FROM scratch\nCOPY netpeer /netpeer\nUSER 1000:1000\nENTRYPOINT [\"/netpeer\"]\n")
 	buildImage(t, tag, ctx)
 	return tag
-}
-
-// loadWorkspaceImage copies the workspace stand-in (scripts/workspace-image.sh)
-// into the daemon, which cannot pull, also under the production default name,
-// as an operator loads the image built from deploy/workspace/Dockerfile.
-func (s *stack) loadWorkspaceImage() {
-	s.t.Helper()
-	load := "docker save " + workspaceImg + " | " + strings.Join(s.composeArgs(), " ") + " exec -T dind docker load"
-	if r := run(s.t, s.root, s.env, 5*time.Minute, "sh", "-c", load); r.err != nil {
-		s.t.Fatalf("loading %s into the daemon: %v %s", workspaceImg, r.err, r.stderr)
-	}
-	if r := s.compose(time.Minute, "exec", "-T", "dind", "docker", "tag", workspaceImg, workspaceProd); r.err != nil {
-		s.t.Fatalf("tagging %s in the daemon: %v %s", workspaceProd, r.err, r.stderr)
-	}
 }

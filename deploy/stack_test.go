@@ -47,7 +47,7 @@ func TestStack(t *testing.T) {
 	s := newStack(t, gatewayImage)
 	s.make("up")
 	s.make("dind-image")
-	s.loadWorkspaceImage()
+	s.make("dind-workspace-image")
 	s.waitHealthy(4 * time.Minute)
 	t.Logf("stack healthy in %s", time.Since(started).Round(time.Second))
 
@@ -91,7 +91,7 @@ func TestStack(t *testing.T) {
 		since := docker(t, "exec", s.container("dind"), "date", "+%s")
 		// One run (each is a container on the daemon's vfs storage, seconds to
 		// create): it writes a file and tries every service by name and address.
-		targets := map[string]string{"mysql": "3306", "dind": "2376", "frontend": "3000", "backend": "8000", "code-server": "8080", "gateway": "443"}
+		targets := map[string]string{"mysql": "3306", "dind": "2376", "frontend": "3000", "backend": "8000", "gateway": "443"}
 		var tries []string
 		for service, port := range targets {
 			tries = append(tries, "('"+service+"', "+port+")")
@@ -130,18 +130,41 @@ func TestStack(t *testing.T) {
 		t.FailNow()
 	}
 
-	s.run("IDE through the sign-on hand-off", func(t *testing.T) {
+	s.run("the session's IDE in its workspace on the daemon", func(t *testing.T) {
 		browser := s.client()
 		s.login(browser, stackUser, password) // the app host's cookies, as a browser gets them
-		echo := s.ideVisit(t, browser, "/?folder=/home/coder/workspace")
-		if echo.Name != "code-server" {
-			t.Errorf("the IDE host answered from %q, want code-server", echo.Name)
+		echo := s.ideVisit(t, browser, "/s/"+sessionID+"/")
+		if echo.Name != "code-server" || echo.Folder != "/workspace" {
+			t.Errorf("the IDE answered as %q over %q, want code-server over /workspace", echo.Name, echo.Folder)
 		}
 		for _, cookie := range echo.Headers["Cookie"] {
 			if strings.Contains(cookie, "claude_") {
 				t.Errorf("the gateway's cookie reached the IDE: %s", cookie)
 			}
 		}
+		// The IDE is the session's workspace container, on the daemon.
+		name := docker(t, "exec", s.container("dind"), "docker", "ps", "--filter", "status=running", "--format", "{{.Names}}")
+		if !strings.Contains(name, sessionID) {
+			t.Errorf("no running workspace of %s on the daemon: %q", sessionID, name)
+		}
+		// Its WebSocket echoes through the gateway.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, resp, err := websocket.Dial(ctx, "wss://"+stackIDEHost+"/s/"+sessionID+"/ws", &websocket.DialOptions{
+			HTTPClient: browser,
+			HTTPHeader: http.Header{"Origin": {"https://" + stackIDEHost}},
+		})
+		if err != nil {
+			t.Fatalf("IDE WebSocket: %v %v", err, resp)
+		}
+		defer conn.CloseNow()
+		if err := conn.Write(ctx, websocket.MessageText, []byte("ping the IDE")); err != nil {
+			t.Fatal(err)
+		}
+		if _, msg, err := conn.Read(ctx); err != nil || string(msg) != "ping the IDE" {
+			t.Errorf("IDE echo: %q %v", msg, err)
+		}
+		conn.Close(websocket.StatusNormalClosure, "")
 	})
 
 	s.run("frontend and backend routes, as the signed-in user", func(t *testing.T) {
@@ -213,8 +236,8 @@ func TestStack(t *testing.T) {
 				t.Errorf("gateway publishes %d bindings, want 80, 443, 443/udp: %v", bound, info[0].HostConfig.PortBindings)
 			}
 		}
-		if services != 6 {
-			t.Errorf("%d containers in the project, want 6 (gateway, frontend, backend, code-server, mysql, dind)", services)
+		if services != 5 {
+			t.Errorf("%d containers in the project, want 5 (gateway, frontend, backend, mysql, dind)", services)
 		}
 	})
 
@@ -250,7 +273,7 @@ func TestStack(t *testing.T) {
 		if len(probe.Reached) > 0 {
 			t.Errorf("a sandbox run reached %v", probe.Reached)
 		}
-		if probe.Tried < 12 {
+		if probe.Tried < 10 {
 			t.Errorf("only %d targets probed", probe.Tried)
 		}
 	})
