@@ -16,7 +16,7 @@ import (
 
 // TestBrowserConsole drives Chromium: sign in through the form, create a
 // user, lift a ban, and save a screenshot of every page at 1280 px and at a
-// phone's width into $CLAUDE_CONSOLE_SCREENSHOTS (else a temp dir) for review.
+// phone's width (PNG) into $CLAUDE_CONSOLE_SCREENSHOTS (else a temp dir) for review.
 func TestBrowserConsole(t *testing.T) {
 	chromium := testenv.Chromium(t)
 	s := start(t)
@@ -90,7 +90,7 @@ func TestBrowserConsole(t *testing.T) {
 			); err != nil {
 				t.Fatalf("%s at %d: %v", page, width, err)
 			}
-			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 			if err != nil {
 				t.Fatalf("%s at %d: %v", page, width, err)
 			}
