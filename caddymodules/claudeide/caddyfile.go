@@ -8,14 +8,14 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("claude_ide_handoff", parseHandoff)
+	httpcaddyfile.RegisterHandlerDirective("claude_ide_handoff", parseSignOn)
 	httpcaddyfile.RegisterHandlerDirective("claude_ide_gate", parseGate)
 	httpcaddyfile.RegisterDirectiveOrder("claude_ide_handoff", httpcaddyfile.Before, "basic_auth")
 	httpcaddyfile.RegisterDirectiveOrder("claude_ide_gate", httpcaddyfile.After, "basic_auth")
 }
 
-func parseHandoff(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var hh Handoff
+func parseSignOn(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var hh SignOn
 	err := hh.UnmarshalCaddyfile(h.Dispenser)
 	return &hh, err
 }
@@ -36,7 +36,7 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    login_path    <path>
 //	    ticket_ttl    <duration>
 //	}
-func (h *Handoff) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+func (h *SignOn) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		h.IDEOrigin = d.Val()
@@ -139,6 +139,6 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 
 // Interface guards
 var (
-	_ caddyfile.Unmarshaler = (*Handoff)(nil)
+	_ caddyfile.Unmarshaler = (*SignOn)(nil)
 	_ caddyfile.Unmarshaler = (*Gate)(nil)
 )

@@ -14,7 +14,7 @@ import (
 func TestHandoffNeedsIDEOrigin(t *testing.T) {
 	for _, ide := range []string{"", "{env.CLAUDE_TEST_SURELY_UNSET_IDE_ORIGIN}"} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-		err := (&Handoff{IDEOrigin: ide}).Provision(ctx)
+		err := (&SignOn{IDEOrigin: ide}).Provision(ctx)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), "ide_origin is required") {
 			t.Errorf("Provision with ide_origin %q = %v, want an error naming ide_origin", ide, err)

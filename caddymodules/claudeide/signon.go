@@ -29,7 +29,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(Handoff{})
+	caddy.RegisterModule(SignOn{})
 }
 
 // Default paths of the hand-off.
@@ -47,7 +47,7 @@ const (
 	MaxHandoffs = 10
 )
 
-// Handoff runs on the app host. `GET <path>?next=<IDE path>&state=<binding>`
+// SignOn runs on the app host. `GET <path>?next=<IDE path>&state=<binding>`
 // from a browser signed in on the app host issues a ticket (single use, valid
 // for TicketTTL) and redirects to the IDE host's callback with it; a browser
 // not signed in is sent to the login page first and comes back here
@@ -57,7 +57,7 @@ const (
 // that started the sign-on, so that only that browser can redeem it. A
 // request without a well-formed state gets no ticket: it is sent to the IDE
 // host's start path to get one. Other paths pass to the next handler.
-type Handoff struct {
+type SignOn struct {
 	// IDEOrigin is the origin of the IDE host, scheme://host[:port].
 	// Placeholders are expanded.
 	IDEOrigin string `json:"ide_origin,omitempty"`
@@ -85,15 +85,15 @@ type Handoff struct {
 }
 
 // CaddyModule returns the Caddy module information.
-func (Handoff) CaddyModule() caddy.ModuleInfo {
+func (SignOn) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "http.handlers.claude_ide_handoff",
-		New: func() caddy.Module { return new(Handoff) },
+		New: func() caddy.Module { return new(SignOn) },
 	}
 }
 
 // Provision sets defaults and acquires the auth service and the ticket store.
-func (h *Handoff) Provision(ctx caddy.Context) error {
+func (h *SignOn) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Path == "" {
 		h.Path = DefaultHandoffPath
@@ -130,10 +130,10 @@ func (h *Handoff) Provision(ctx caddy.Context) error {
 }
 
 // Cleanup releases the auth service.
-func (h *Handoff) Cleanup() error { return h.auth.Release() }
+func (h *SignOn) Cleanup() error { return h.auth.Release() }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
-func (h *Handoff) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (h *SignOn) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.URL.Path != h.Path {
 		return next.ServeHTTP(w, r)
 	}
@@ -190,7 +190,7 @@ func noStore(w http.ResponseWriter) {
 
 // Interface guards
 var (
-	_ caddy.Provisioner           = (*Handoff)(nil)
-	_ caddy.CleanerUpper          = (*Handoff)(nil)
-	_ caddyhttp.MiddlewareHandler = (*Handoff)(nil)
+	_ caddy.Provisioner           = (*SignOn)(nil)
+	_ caddy.CleanerUpper          = (*SignOn)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SignOn)(nil)
 )
