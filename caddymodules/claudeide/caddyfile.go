@@ -8,8 +8,12 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("claude_ide_handoff", parseSignOn)
+	httpcaddyfile.RegisterHandlerDirective("claude_ide_signon", parseSignOn)
 	httpcaddyfile.RegisterHandlerDirective("claude_ide_gate", parseGate)
+	httpcaddyfile.RegisterDirectiveOrder("claude_ide_signon", httpcaddyfile.Before, "basic_auth")
+	// claude_ide_handoff is the directive's former name, kept so that
+	// Caddyfiles written with it still adapt (to claude_ide_signon).
+	httpcaddyfile.RegisterHandlerDirective("claude_ide_handoff", parseSignOn)
 	httpcaddyfile.RegisterDirectiveOrder("claude_ide_handoff", httpcaddyfile.Before, "basic_auth")
 	httpcaddyfile.RegisterDirectiveOrder("claude_ide_gate", httpcaddyfile.After, "basic_auth")
 }
@@ -28,7 +32,7 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler. Syntax:
 //
-//	claude_ide_handoff [<ide_origin>] {
+//	claude_ide_signon [<ide_origin>] {
 //	    ide_origin    <origin>
 //	    path          <path>
 //	    callback_path <path>
@@ -67,7 +71,7 @@ func (h *SignOn) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.TicketTTL = caddy.Duration(dur)
 			}
 		default:
-			return d.Errf("unknown claude_ide_handoff option %q", d.Val())
+			return d.Errf("unknown claude_ide_signon option %q", d.Val())
 		}
 		if err != nil {
 			return err

@@ -33,7 +33,7 @@ func init() {
 //     hand-off stores in the ticket. A browser already signed in here goes
 //     straight to next.
 //   - `GET <callback_path>?ticket=…` redeems a ticket issued by the app host's
-//     `claude_ide_handoff` for this host's origin, provided the browser's
+//     `claude_ide_signon` for this host's origin, provided the browser's
 //     state cookie is the one the ticket is bound to; it then sets this
 //     host's own access cookie (host-only, HttpOnly, Secure) with an IDE
 //     token of the same user and login session (type "ide", its own
@@ -47,12 +47,12 @@ func init() {
 //     configuration error, answered 500 and logged, so that an app token
 //     never opens the IDE host.
 type Gate struct {
-	// HandoffURL is the app host's `claude_ide_handoff` URL, such as
+	// HandoffURL is the app host's `claude_ide_signon` URL, such as
 	// https://example.com/auth/ide. Placeholders are expanded. Required.
 	HandoffURL string `json:"handoff_url,omitempty"`
 
 	// StartPath is where sign-ons start, the `start_path` of the app host's
-	// claude_ide_handoff. Default: /auth/ide/start.
+	// claude_ide_signon. Default: /auth/ide/start.
 	StartPath string `json:"start_path,omitempty"`
 
 	// CallbackPath is where tickets are redeemed. Default: /auth/ide/callback.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
 // TestHandoffNeedsIDEOrigin: a hand-off without an IDE origin — none given,
@@ -46,5 +47,26 @@ func TestGateHandoffURL(t *testing.T) {
 	err := (&Gate{HandoffURL: "{env.CLAUDE_TEST_SURELY_UNSET_HANDOFF_URL}"}).Provision(ctx)
 	if err == nil || !strings.Contains(err.Error(), "handoff_url is required") {
 		t.Errorf("Provision with an unset handoff_url = %v", err)
+	}
+}
+
+// TestFormerSignOnDirective: a Caddyfile written with claude_ide_handoff, the
+// sign-on directive's former name, adapts to the same handler as one written
+// with claude_ide_signon.
+func TestFormerSignOnDirective(t *testing.T) {
+	adapted := map[string]string{}
+	for _, directive := range []string{"claude_ide_signon", "claude_ide_handoff"} {
+		src := "example.com {\n\troute {\n\t\t" + directive + " https://ide.example.com {\n\t\t\tticket_ttl 30s\n\t\t}\n\t}\n}\n"
+		cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+		if err != nil || len(warnings) > 0 {
+			t.Fatalf("%s: adapt: %v %v", directive, err, warnings)
+		}
+		if !strings.Contains(string(cfg), `"handler":"claude_ide_signon"`) {
+			t.Fatalf("%s adapted to %s, want the claude_ide_signon handler", directive, cfg)
+		}
+		adapted[directive] = string(cfg)
+	}
+	if adapted["claude_ide_signon"] != adapted["claude_ide_handoff"] {
+		t.Fatalf("the two names adapt differently:\n%s\n%s", adapted["claude_ide_signon"], adapted["claude_ide_handoff"])
 	}
 }

@@ -2,7 +2,7 @@
 // session they already have on the app host, in the manner of coder's
 // application-token hand-off: the IDE host's `claude_ide_gate` gives a
 // visitor without a cookie a state nonce in a cookie and sends them, with the
-// nonce's hash, to the app host's `claude_ide_handoff`, which (after a login
+// nonce's hash, to the app host's `claude_ide_signon`, which (after a login
 // when needed) issues a one-time ticket bound to that hash and redirects back
 // to the gate, which redeems the ticket, in the browser holding the nonce
 // only, for a host-only cookie of the IDE host's own and returns the visitor
@@ -87,7 +87,7 @@ type SignOn struct {
 // CaddyModule returns the Caddy module information.
 func (SignOn) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.claude_ide_handoff",
+		ID:  "http.handlers.claude_ide_signon",
 		New: func() caddy.Module { return new(SignOn) },
 	}
 }
@@ -109,11 +109,11 @@ func (h *SignOn) Provision(ctx caddy.Context) error {
 	}
 	ide := caddy.NewReplacer().ReplaceAll(h.IDEOrigin, "")
 	if ide == "" {
-		return errors.New("claude_ide_handoff: ide_origin is required: set it to the IDE host's origin, such as https://ide.example.com")
+		return errors.New("claude_ide_signon: ide_origin is required: set it to the IDE host's origin, such as https://ide.example.com")
 	}
 	o, err := origin.Canonical(ide)
 	if err != nil {
-		return fmt.Errorf("claude_ide_handoff: ide_origin: %w", err)
+		return fmt.Errorf("claude_ide_signon: ide_origin: %w", err)
 	}
 	h.ideOrigin = o
 	app, err := claude.FromContext(ctx)
@@ -121,7 +121,7 @@ func (h *SignOn) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if h.tickets, err = ideticket.NewStore(app.DB(), time.Duration(h.TicketTTL)); err != nil {
-		return fmt.Errorf("claude_ide_handoff: %w", err)
+		return fmt.Errorf("claude_ide_signon: %w", err)
 	}
 	if h.auth, err = claudeauth.Acquire(ctx); err != nil {
 		return err

@@ -67,7 +67,7 @@ func (g *Gate) setState(w http.ResponseWriter, nonce string, maxAge int) {
 // query to be appended (ending in "?" or "&").
 func handoffURL(raw string) (string, error) {
 	if raw == "" {
-		return "", errors.New("handoff_url is required: set it to the app host's claude_ide_handoff URL, such as https://example.com/auth/ide")
+		return "", errors.New("handoff_url is required: set it to the app host's claude_ide_signon URL, such as https://example.com/auth/ide")
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.Fragment != "" || u.User != nil {

@@ -18,7 +18,7 @@ import (
 var decisive = map[string]bool{
 	"claude_health": true, "claude_origin": true, "claude_auth": true, "claude_auth_api": true,
 	"claude_rate_limit": true, "claude_sessions": true, "claude_exec": true, "claude_ide_gate": true,
-	"claude_ide_handoff": true, "claude_login_page": true, "reverse_proxy": true,
+	"claude_ide_signon": true, "claude_login_page": true, "reverse_proxy": true,
 }
 
 // TestFirstInEveryRoute adapts both Caddyfiles: every route list holding a
