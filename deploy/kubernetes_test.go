@@ -307,8 +307,8 @@ func TestKubernetesCaddyfileSharesState(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &cfg); err != nil {
 		t.Fatalf("adapted config: %v", err)
 	}
-	if cfg.Storage.Module != "mysql" {
-		t.Errorf("storage module %q, want mysql (certificates and ACME locks shared)", cfg.Storage.Module)
+	if cfg.Storage.Module != "sql" {
+		t.Errorf("storage module %q, want sql (certificates and ACME locks shared)", cfg.Storage.Module)
 	}
 	if cfg.Apps.Claude.Database != gatewayEnv(t)["CLAUDE_DATABASE"] {
 		t.Errorf("claude database %q", cfg.Apps.Claude.Database)

@@ -96,10 +96,11 @@ func TestReplicasShareState(t *testing.T) {
 		t.Fatalf("migrate with the password in a file: %v\n%s%s", migrate.err, migrate.stdout, migrate.stderr)
 	}
 
-	workspace := filepath.Join(t.TempDir(), "workspace")
-	if err := os.MkdirAll(workspace, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// One workspace directory (short enough for the IDE sockets beneath it)
+	// and one set of workspace containers, from the local workspace image
+	// (never pulled), for both replicas.
+	wsEnv := gatewaytest.WorkspaceEnv(t)
+	workspace := wsEnv["CLAUDE_WORKSPACE"]
 	// The upstreams are never reached here: every request goes to the gateway's own APIs.
 	upstream := gatewaytest.NewUpstream(t, "upstream")
 	var replicas []replica
@@ -114,7 +115,9 @@ func TestReplicasShareState(t *testing.T) {
 			"CLAUDE_ADMIN_SOCKET":     filepath.Join(t.TempDir(), "admin.sock"),
 			"FRONTEND_UPSTREAM":       upstream.Addr(),
 			"BACKEND_UPSTREAM":        upstream.Addr(),
-			"CODE_SERVER_UPSTREAM":    upstream.Addr(),
+		}
+		for k, v := range wsEnv {
+			env[k] = v
 		}
 		g := gatewaytest.Start(t, gatewaytest.Options{Caddyfile: replicaCaddyfile(t, "replica-"+name+"-"+testenv.RandomHex(3)), Env: env})
 		c := g.Client()
