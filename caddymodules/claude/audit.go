@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/audit"
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 	"github.com/claude-gateway/claude-gateway/executor"
 )
 
@@ -122,29 +123,20 @@ func parseAuditOption(d *caddyfile.Dispenser, app *App) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch name := d.Val(); name {
 		case "retention":
-			var s string
-			if err := OneArg(d, &s); err != nil {
+			if d.CountRemainingArgs() == 1 && d.NextArg() {
+				if d.Val() == "forever" {
+					c.Retention = -1
+					continue
+				}
+				d.Prev()
+			}
+			if err := caddyfileopt.PositiveDuration(d, &c.Retention); err != nil {
 				return err
 			}
-			if s == "forever" {
-				c.Retention = -1
-				continue
-			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return d.Errf("retention: want a positive duration or forever, got %q", s)
-			}
-			c.Retention = caddy.Duration(dur)
 		case "buffer":
-			var s string
-			if err := OneArg(d, &s); err != nil {
+			if err := caddyfileopt.PositiveCount(d, &c.Buffer); err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 {
-				return d.Errf("buffer: want a positive number, got %q", s)
-			}
-			c.Buffer = n
 		default:
 			return d.Errf("unknown audit option %q", name)
 		}

@@ -1,10 +1,10 @@
 package claude
 
 import (
-	"strconv"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 )
 
 func init() {
@@ -104,40 +104,56 @@ func parseAuthOption(d *caddyfile.Dispenser, app *App) error {
 		var err error
 		switch name {
 		case "secret_key_file":
-			err = OneArg(d, &c.SecretKeyFile)
+			if !d.AllArgs(&c.SecretKeyFile) {
+				err = d.ArgErr()
+			}
 		case "generate_secret_file":
-			err = OneArg(d, &c.GenerateSecretFile)
+			if !d.AllArgs(&c.GenerateSecretFile) {
+				err = d.ArgErr()
+			}
 		case "verify_key_file":
 			var f string
-			if err = OneArg(d, &f); err == nil {
-				c.VerifyKeyFiles = append(c.VerifyKeyFiles, f)
+			if !d.AllArgs(&f) {
+				return d.ArgErr()
 			}
+			c.VerifyKeyFiles = append(c.VerifyKeyFiles, f)
 		case "issuer":
-			err = OneArg(d, &c.Issuer)
+			if !d.AllArgs(&c.Issuer) {
+				err = d.ArgErr()
+			}
 		case "audience":
-			err = OneArg(d, &c.Audience)
+			if !d.AllArgs(&c.Audience) {
+				err = d.ArgErr()
+			}
 		case "access_ttl":
-			err = durationArg(d, &c.AccessTTL)
+			err = caddyfileopt.PositiveDuration(d, &c.AccessTTL)
 		case "refresh_ttl":
-			err = durationArg(d, &c.RefreshTTL)
+			err = caddyfileopt.PositiveDuration(d, &c.RefreshTTL)
 		case "leeway":
-			err = durationArg(d, &c.Leeway)
+			err = caddyfileopt.PositiveDuration(d, &c.Leeway)
 		case "revocation_sync":
-			err = durationArg(d, &c.RevocationSync)
+			err = caddyfileopt.PositiveDuration(d, &c.RevocationSync)
 		case "regulation":
-			if err = OneArg(d, &c.Regulation); err == nil && c.Regulation != "sql" && c.Regulation != "memory" {
+			if !d.AllArgs(&c.Regulation) {
+				return d.ArgErr()
+			}
+			if c.Regulation != "sql" && c.Regulation != "memory" {
 				return d.Errf("regulation: want sql or memory, got %q", c.Regulation)
 			}
 		case "find_time":
-			err = durationArg(d, &c.FindTime)
+			err = caddyfileopt.PositiveDuration(d, &c.FindTime)
 		case "ban_time":
-			err = durationArg(d, &c.BanTime)
+			err = caddyfileopt.PositiveDuration(d, &c.BanTime)
 		case "max_token_size":
-			err = intArg(d, &c.MaxTokenSize)
+			var n int64
+			if err = caddyfileopt.Size(d, &n); err == nil && (n == 0 || n > 1<<30) {
+				return d.Errf("max_token_size: want a positive size up to 1GiB, got %d", n)
+			}
+			c.MaxTokenSize = int(n)
 		case "max_retries":
-			err = intArg(d, &c.MaxRetries)
+			err = caddyfileopt.PositiveCount(d, &c.MaxRetries)
 		case "bcrypt_cost":
-			err = intArg(d, &c.BcryptCost)
+			err = caddyfileopt.PositiveCount(d, &c.BcryptCost)
 		default:
 			return d.Errf("unknown auth option %q", name)
 		}
@@ -145,31 +161,5 @@ func parseAuthOption(d *caddyfile.Dispenser, app *App) error {
 			return err
 		}
 	}
-	return nil
-}
-
-func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	var s string
-	if err := OneArg(d, &s); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur <= 0 {
-		return d.Errf("want a positive duration, got %q", s)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
-}
-
-func intArg(d *caddyfile.Dispenser, dst *int) error {
-	var s string
-	if err := OneArg(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		return d.Errf("want a positive number, got %q", s)
-	}
-	*dst = n
 	return nil
 }

@@ -45,9 +45,12 @@ func TestAuthOption(t *testing.T) {
 		}, ""},
 		{"empty block", "claude {\n auth {\n }\n}", AuthConfig{}, ""},
 		{"unknown option", "claude {\n auth {\n secret_key abc\n }\n}", AuthConfig{}, `unknown auth option "secret_key"`},
-		{"bad duration", "claude {\n auth {\n access_ttl soon\n }\n}", AuthConfig{}, "positive duration"},
+		{"bad duration", "claude {\n auth {\n access_ttl soon\n }\n}", AuthConfig{}, "neither seconds nor a duration"},
+		{"zero duration", "claude {\n auth {\n access_ttl 0\n }\n}", AuthConfig{}, "access_ttl: want a positive duration"},
+		{"seconds", "claude {\n auth {\n access_ttl 900\n }\n}", AuthConfig{AccessTTL: caddy.Duration(15 * time.Minute)}, ""},
 		{"bad regulation store", "claude {\n auth {\n regulation redis\n }\n}", AuthConfig{}, "want sql or memory"},
-		{"negative number", "claude {\n auth {\n max_retries -1\n }\n}", AuthConfig{}, "positive number"},
+		{"negative number", "claude {\n auth {\n max_retries -1\n }\n}", AuthConfig{}, "not a non-negative integer"},
+		{"zero number", "claude {\n auth {\n max_retries 0\n }\n}", AuthConfig{}, "max_retries: want a positive number"},
 		{"missing argument", "claude {\n auth {\n issuer\n }\n}", AuthConfig{}, "wrong argument count"},
 	}
 	for _, tc := range cases {

@@ -18,10 +18,16 @@ func init() {
 // Each concern (sessions, executor, …) registers its own from its own file.
 var optionParsers = map[string]func(d *caddyfile.Dispenser, app *App) error{
 	"database": func(d *caddyfile.Dispenser, app *App) error {
-		return OneArg(d, &app.Database)
+		if !d.AllArgs(&app.Database) {
+			return d.ArgErr()
+		}
+		return nil
 	},
 	"workspace": func(d *caddyfile.Dispenser, app *App) error {
-		return OneArg(d, &app.Workspace)
+		if !d.AllArgs(&app.Workspace) {
+			return d.ArgErr()
+		}
+		return nil
 	},
 }
 
@@ -67,16 +73,4 @@ func knownOptions() string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
-}
-
-// OneArg reads exactly one argument of the current line into dst.
-func OneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.Errf("too many arguments: %q", d.Val())
-	}
-	return nil
 }

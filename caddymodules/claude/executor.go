@@ -2,12 +2,12 @@ package claude
 
 import (
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 	"github.com/claude-gateway/claude-gateway/executor"
 )
 
@@ -175,10 +175,11 @@ func parseExecutor(d *caddyfile.Dispenser, app *App) error {
 		return d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
 		switch name := d.Val(); name {
 		case "host":
-			if err := OneArg(d, &c.Host); err != nil {
-				return err
+			if !d.AllArgs(&c.Host) {
+				err = d.ArgErr()
 			}
 		case "tls":
 			args := d.RemainingArgs()
@@ -190,105 +191,67 @@ func parseExecutor(d *caddyfile.Dispenser, app *App) error {
 				c.TLSCert, c.TLSKey = args[1], args[2]
 			}
 		case "daemon_workspace":
-			if err := OneArg(d, &c.DaemonWorkspace); err != nil {
-				return err
+			if !d.AllArgs(&c.DaemonWorkspace) {
+				err = d.ArgErr()
 			}
 		case "image":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
+			var lang, image string
+			if !d.AllArgs(&lang, &image) {
 				return d.Errf("image takes <language> <image>")
 			}
 			if c.Images == nil {
 				c.Images = map[string]string{}
 			}
-			c.Images[args[0]] = args[1]
+			c.Images[lang] = image
 		case "runtime":
-			if err := OneArg(d, &c.Runtime); err != nil {
-				return err
+			if !d.AllArgs(&c.Runtime) {
+				err = d.ArgErr()
 			}
 		case "helper":
-			if err := OneArg(d, &c.Helper); err != nil {
-				return err
+			if !d.AllArgs(&c.Helper) {
+				err = d.ArgErr()
 			}
 		case "memory":
-			if err := parseBytes(d, &c.Memory); err != nil {
-				return err
-			}
+			err = caddyfileopt.Size(d, &c.Memory)
 		case "tmp_size":
-			if err := parseBytes(d, &c.TmpSize); err != nil {
-				return err
-			}
+			err = caddyfileopt.Size(d, &c.TmpSize)
 		case "output_limit":
-			if err := parseBytes(d, &c.OutputLimit); err != nil {
-				return err
-			}
+			err = caddyfileopt.Size(d, &c.OutputLimit)
 		case "build_context_limit":
-			if err := parseBytes(d, &c.BuildContextLimit); err != nil {
-				return err
-			}
+			err = caddyfileopt.Size(d, &c.BuildContextLimit)
 		case "cpus":
-			var s string
-			if err := OneArg(d, &s); err != nil {
-				return err
-			}
-			f, err := strconv.ParseFloat(s, 64)
-			if err != nil || f <= 0 {
-				return d.Errf("cpus %q is not a positive number", s)
-			}
-			c.CPUs = f
+			err = caddyfileopt.Number(d, &c.CPUs)
 		case "pids":
 			var n int
-			if err := parseCount(d, &n); err != nil {
-				return err
-			}
+			err = caddyfileopt.Count(d, &n)
 			c.Pids = int64(n)
 		case "concurrency":
-			if err := parseCount(d, &c.Concurrency); err != nil {
-				return err
-			}
+			err = caddyfileopt.Count(d, &c.Concurrency)
 		case "per_user":
-			if err := parseCount(d, &c.PerUser); err != nil {
-				return err
-			}
+			err = caddyfileopt.Count(d, &c.PerUser)
 		case "queue_per_user":
-			if err := parseCount(d, &c.QueuePerUser); err != nil {
-				return err
-			}
+			err = caddyfileopt.Count(d, &c.QueuePerUser)
 		case "queue":
-			var s string
-			if err := OneArg(d, &s); err != nil {
-				return err
+			if err = caddyfileopt.Count(d, &c.Queue); err == nil && c.Queue == 0 {
+				c.Queue = -1 // "queue 0": no waiting (0 in JSON is the default)
 			}
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return d.Errf("queue %q is not an integer", s)
-			}
-			if n == 0 {
-				n = -1 // "queue 0": no waiting (0 in JSON is the default)
-			}
-			c.Queue = n
 		case "timeout":
-			if err := parseSeconds(d, &c.Timeout); err != nil {
-				return err
-			}
+			err = caddyfileopt.Duration(d, &c.Timeout)
 		case "max_timeout":
-			if err := parseSeconds(d, &c.MaxTimeout); err != nil {
-				return err
-			}
+			err = caddyfileopt.Duration(d, &c.MaxTimeout)
 		case "cleanup_interval":
-			if err := parseSeconds(d, &c.CleanupInterval); err != nil {
-				return err
-			}
+			err = caddyfileopt.Duration(d, &c.CleanupInterval)
 		case "build_timeout":
-			if err := parseSeconds(d, &c.BuildTimeout); err != nil {
-				return err
-			}
+			err = caddyfileopt.Duration(d, &c.BuildTimeout)
 		case "instance":
-			if err := OneArg(d, &c.Instance); err != nil {
-				return err
+			if !d.AllArgs(&c.Instance) {
+				err = d.ArgErr()
 			}
 		default:
 			return d.Errf("unknown executor option %q", name)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if err := app.ExecutorSettings().Validate(); err != nil {

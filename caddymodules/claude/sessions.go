@@ -4,42 +4,93 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/audit"
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
 
 func init() {
-	RegisterOption("session_timeout", func(d *caddyfile.Dispenser, app *App) error {
-		return parseSeconds(d, &app.sessionsConfig().Timeout)
-	})
-	RegisterOption("session_reap_interval", func(d *caddyfile.Dispenser, app *App) error {
-		return parseSeconds(d, &app.sessionsConfig().ReapInterval)
-	})
-	RegisterOption("max_sessions", func(d *caddyfile.Dispenser, app *App) error {
-		return parseCount(d, &app.sessionsConfig().MaxSessions)
-	})
-	RegisterOption("max_sessions_per_user", func(d *caddyfile.Dispenser, app *App) error {
-		return parseCount(d, &app.sessionsConfig().MaxSessionsPerUser)
-	})
-	RegisterOption("max_file_size", func(d *caddyfile.Dispenser, app *App) error {
-		return parseBytes(d, &app.sessionsConfig().MaxFileSize)
-	})
-	RegisterOption("max_history_size", func(d *caddyfile.Dispenser, app *App) error {
-		return parseBytes(d, &app.sessionsConfig().MaxHistorySize)
-	})
-	RegisterOption("session_quota", func(d *caddyfile.Dispenser, app *App) error {
-		return parseBytes(d, &app.sessionsConfig().Quota)
-	})
+	RegisterOption("sessions", parseSessions)
+	for alias, name := range sessionsAliases {
+		RegisterOption(alias, func(d *caddyfile.Dispenser, app *App) error {
+			return sessionsOptions[name](d, app.sessionsConfig())
+		})
+	}
+}
+
+// sessionsOptions holds the parsers of the `sessions` block's options, named
+// like their JSON fields.
+var sessionsOptions = map[string]func(d *caddyfile.Dispenser, c *SessionsConfig) error{
+	"timeout": func(d *caddyfile.Dispenser, c *SessionsConfig) error {
+		return caddyfileopt.Duration(d, &c.Timeout)
+	},
+	"reap_interval": func(d *caddyfile.Dispenser, c *SessionsConfig) error {
+		return caddyfileopt.Duration(d, &c.ReapInterval)
+	},
+	"max_sessions": func(d *caddyfile.Dispenser, c *SessionsConfig) error {
+		return caddyfileopt.Count(d, &c.MaxSessions)
+	},
+	"max_sessions_per_user": func(d *caddyfile.Dispenser, c *SessionsConfig) error {
+		return caddyfileopt.Count(d, &c.MaxSessionsPerUser)
+	},
+	"max_file_size": func(d *caddyfile.Dispenser, c *SessionsConfig) error {
+		return caddyfileopt.Size(d, &c.MaxFileSize)
+	},
+	"max_history_size": func(d *caddyfile.Dispenser, c *SessionsConfig) error {
+		return caddyfileopt.Size(d, &c.MaxHistorySize)
+	},
+	"quota": func(d *caddyfile.Dispenser, c *SessionsConfig) error {
+		return caddyfileopt.Size(d, &c.Quota)
+	},
+}
+
+// sessionsAliases maps the flat spellings of the sessions options, written
+// directly in the `claude` block before the `sessions` block existed, to
+// their names in the block. Both spellings stay valid.
+var sessionsAliases = map[string]string{
+	"session_timeout":       "timeout",
+	"session_reap_interval": "reap_interval",
+	"max_sessions":          "max_sessions",
+	"max_sessions_per_user": "max_sessions_per_user",
+	"max_file_size":         "max_file_size",
+	"max_history_size":      "max_history_size",
+	"session_quota":         "quota",
+}
+
+// parseSessions reads the `sessions` block. Syntax:
+//
+//	sessions {
+//	    timeout               <duration>
+//	    reap_interval         <duration>
+//	    max_sessions          <count>
+//	    max_sessions_per_user <count>
+//	    max_file_size         <size>
+//	    max_history_size      <size>
+//	    quota                 <size>
+//	}
+func parseSessions(d *caddyfile.Dispenser, app *App) error {
+	c := app.sessionsConfig()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		parse, ok := sessionsOptions[d.Val()]
+		if !ok {
+			return d.Errf("unknown sessions option %q", d.Val())
+		}
+		if err := parse(d, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sessionStores holds the session stores (and their reapers) by database and
@@ -47,16 +98,18 @@ func init() {
 // second reaper.
 var sessionStores = caddy.NewUsagePool()
 
-// SessionsConfig configures the session workspaces. In the Caddyfile its
-// fields are the session_* and max_* options of the `claude` block.
+// SessionsConfig configures the session workspaces. In the Caddyfile it is
+// the `sessions` block of the `claude` block; the flat spellings written
+// directly in the `claude` block (session_timeout, max_sessions, …,
+// session_quota) remain aliases of its options.
 type SessionsConfig struct {
 	// Timeout is how long a session may stay idle before it and its
-	// workspace are removed (`session_timeout`, seconds or a duration).
+	// workspace are removed (`timeout`, seconds or a duration).
 	// Default: 1h.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	// ReapInterval is how often idle sessions are looked for, and
-	// interrupted creates and uploads repaired (`session_reap_interval`).
+	// interrupted creates and uploads repaired (`reap_interval`).
 	// Default: a quarter of Timeout, at most 1m.
 	ReapInterval caddy.Duration `json:"reap_interval,omitempty"`
 
@@ -79,7 +132,7 @@ type SessionsConfig struct {
 	MaxHistorySize int64 `json:"max_history_size,omitempty"`
 
 	// Quota bounds the bytes of one session, its files/ and its history
-	// together (`session_quota`): uploads and history appends past it get
+	// together (`quota`): uploads and history appends past it get
 	// 507, a run that writes past it is killed, and the session then gets
 	// 507 for uploads and runs until files are removed. Default: 0, no
 	// quota.
@@ -206,56 +259,6 @@ func (a *App) cleanupSessions() {
 // Sessions returns the session store: sessions, their workspaces and files.
 // Handlers take it in Provision, after FromContext.
 func (a *App) Sessions() *sessions.Store { return a.sessionsConfig().store }
-
-// parseSeconds reads a duration: a bare integer is seconds (as the
-// SESSION_TIMEOUT environment variable is), anything else a Go duration.
-func parseSeconds(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	var s string
-	if err := OneArg(d, &s); err != nil {
-		return err
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 0 {
-			return d.Errf("%s must not be negative", s)
-		}
-		*dst = caddy.Duration(time.Duration(n) * time.Second)
-		return nil
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur < 0 {
-		return d.Errf("%q is neither seconds nor a duration", s)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
-}
-
-// parseCount reads a non-negative integer.
-func parseCount(d *caddyfile.Dispenser, dst *int) error {
-	var s string
-	if err := OneArg(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return d.Errf("%q is not a non-negative integer", s)
-	}
-	*dst = n
-	return nil
-}
-
-// parseBytes reads a size: bytes, or a number with a unit such as 10MiB.
-func parseBytes(d *caddyfile.Dispenser, dst *int64) error {
-	var s string
-	if err := OneArg(d, &s); err != nil {
-		return err
-	}
-	n, err := humanize.ParseBytes(s)
-	if err != nil || n > 1<<62 {
-		return d.Errf("%q is not a size in bytes", s)
-	}
-	*dst = int64(n)
-	return nil
-}
 
 // Interface guard
 var _ caddy.Destructor = pooledSessions{}

@@ -25,7 +25,7 @@ func TestSessionOptions(t *testing.T) {
 		{name: "garbage duration", block: "session_timeout soon", err: "neither seconds nor a duration"},
 		{name: "garbage size", block: "max_file_size big", err: "not a size in bytes"},
 		{name: "missing argument", block: "max_sessions", err: "argument"},
-		{name: "extra argument", block: "max_sessions 1 2", err: "too many arguments"},
+		{name: "extra argument", block: "max_sessions 1 2", err: "wrong argument count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			app, ok := parseBlock(t, tc.block, tc.err)

@@ -2,19 +2,19 @@ package claude
 
 import (
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 	"github.com/claude-gateway/claude-gateway/workspaces"
 )
 
 func init() {
 	RegisterOption("workspaces", parseWorkspaces)
 	RegisterOption("workspace_idle_timeout", func(d *caddyfile.Dispenser, app *App) error {
-		return parseSeconds(d, &app.workspacesConfig().IdleTimeout)
+		return caddyfileopt.Duration(d, &app.workspacesConfig().IdleTimeout)
 	})
 }
 
@@ -148,42 +148,45 @@ func parseWorkspaces(d *caddyfile.Dispenser, app *App) error {
 		var err error
 		switch name := d.Val(); name {
 		case "image":
-			err = OneArg(d, &c.Image)
-		case "pull":
-			err = OneArg(d, &c.Pull)
-		case "runtime":
-			err = OneArg(d, &c.Runtime)
-		case "network":
-			err = OneArg(d, &c.Network)
-		case "container_prefix":
-			err = OneArg(d, &c.ContainerPrefix)
-		case "memory":
-			err = parseBytes(d, &c.Memory)
-		case "tmp_size":
-			err = parseBytes(d, &c.TmpSize)
-		case "cpus":
-			var s string
-			if err = OneArg(d, &s); err == nil {
-				f, perr := strconv.ParseFloat(s, 64)
-				if perr != nil || f <= 0 {
-					return d.Errf("cpus %q is not a positive number", s)
-				}
-				c.CPUs = f
+			if !d.AllArgs(&c.Image) {
+				err = d.ArgErr()
 			}
+		case "pull":
+			if !d.AllArgs(&c.Pull) {
+				err = d.ArgErr()
+			}
+		case "runtime":
+			if !d.AllArgs(&c.Runtime) {
+				err = d.ArgErr()
+			}
+		case "network":
+			if !d.AllArgs(&c.Network) {
+				err = d.ArgErr()
+			}
+		case "container_prefix":
+			if !d.AllArgs(&c.ContainerPrefix) {
+				err = d.ArgErr()
+			}
+		case "memory":
+			err = caddyfileopt.Size(d, &c.Memory)
+		case "tmp_size":
+			err = caddyfileopt.Size(d, &c.TmpSize)
+		case "cpus":
+			err = caddyfileopt.Number(d, &c.CPUs)
 		case "pids":
 			var n int
-			err = parseCount(d, &n)
+			err = caddyfileopt.Count(d, &n)
 			c.Pids = int64(n)
 		case "max_running":
-			err = parseCount(d, &c.MaxRunning)
+			err = caddyfileopt.Count(d, &c.MaxRunning)
 		case "max_running_per_user":
-			err = parseCount(d, &c.MaxRunningPerUser)
+			err = caddyfileopt.Count(d, &c.MaxRunningPerUser)
 		case "idle_timeout":
-			err = parseSeconds(d, &c.IdleTimeout)
+			err = caddyfileopt.Duration(d, &c.IdleTimeout)
 		case "start_wait":
-			err = parseSeconds(d, &c.StartWait)
+			err = caddyfileopt.Duration(d, &c.StartWait)
 		case "sweep_interval":
-			err = parseSeconds(d, &c.SweepInterval)
+			err = caddyfileopt.Duration(d, &c.SweepInterval)
 		default:
 			return d.Errf("unknown workspaces option %q", name)
 		}

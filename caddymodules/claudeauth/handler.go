@@ -357,19 +357,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.ForwardToken = true
 		case "token":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Token = d.Val()
-			if d.NextArg() {
+			if !d.AllArgs(&h.Token) {
 				return d.ArgErr()
 			}
 		case "login_url":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.LoginURL = d.Val()
-			if d.NextArg() {
+			if !d.AllArgs(&h.LoginURL) {
 				return d.ArgErr()
 			}
 		default:

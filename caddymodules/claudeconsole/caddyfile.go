@@ -32,11 +32,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "prefix":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Prefix = d.Val()
-			if d.NextArg() {
+			if !d.AllArgs(&h.Prefix) {
 				return d.ArgErr()
 			}
 		default:

@@ -14,6 +14,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 	"github.com/claude-gateway/claude-gateway/health"
 )
 
@@ -119,14 +120,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
+			if err := caddyfileopt.Duration(d, &h.Timeout); err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("timeout: %v", err)
-			}
-			h.Timeout = caddy.Duration(dur)
 		case "details":
 			h.Details = true
 		default:

@@ -1,10 +1,11 @@
 package claudeide
 
 import (
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 )
 
 func init() {
@@ -52,24 +53,27 @@ func (h *SignOn) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "ide_origin":
-			err = oneArg(d, &h.IDEOrigin)
-		case "path":
-			err = oneArg(d, &h.Path)
-		case "start_path":
-			err = oneArg(d, &h.StartPath)
-		case "callback_path":
-			err = oneArg(d, &h.CallbackPath)
-		case "login_path":
-			err = oneArg(d, &h.LoginPath)
-		case "ticket_ttl":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				dur, perr := caddy.ParseDuration(s)
-				if perr != nil {
-					return d.Errf("ticket_ttl: %v", perr)
-				}
-				h.TicketTTL = caddy.Duration(dur)
+			if !d.AllArgs(&h.IDEOrigin) {
+				err = d.ArgErr()
 			}
+		case "path":
+			if !d.AllArgs(&h.Path) {
+				err = d.ArgErr()
+			}
+		case "start_path":
+			if !d.AllArgs(&h.StartPath) {
+				err = d.ArgErr()
+			}
+		case "callback_path":
+			if !d.AllArgs(&h.CallbackPath) {
+				err = d.ArgErr()
+			}
+		case "login_path":
+			if !d.AllArgs(&h.LoginPath) {
+				err = d.ArgErr()
+			}
+		case "ticket_ttl":
+			err = caddyfileopt.Duration(d, &h.TicketTTL)
 		default:
 			return d.Errf("unknown claude_ide_signon option %q", d.Val())
 		}
@@ -102,41 +106,31 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "handoff_url":
-			err = oneArg(d, &g.HandoffURL)
-		case "start_path":
-			err = oneArg(d, &g.StartPath)
-		case "callback_path":
-			err = oneArg(d, &g.CallbackPath)
-		case "state_ttl":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				dur, perr := caddy.ParseDuration(s)
-				if perr != nil {
-					return d.Errf("state_ttl: %v", perr)
-				}
-				g.StateTTL = caddy.Duration(dur)
+			if !d.AllArgs(&g.HandoffURL) {
+				err = d.ArgErr()
 			}
+		case "start_path":
+			if !d.AllArgs(&g.StartPath) {
+				err = d.ArgErr()
+			}
+		case "callback_path":
+			if !d.AllArgs(&g.CallbackPath) {
+				err = d.ArgErr()
+			}
+		case "state_ttl":
+			err = caddyfileopt.Duration(d, &g.StateTTL)
 		case "strip_cookies":
 			g.StripCookies = append(g.StripCookies, d.RemainingArgs()...)
 		case "cookie_same_site":
-			err = oneArg(d, &g.CookieSameSite)
+			if !d.AllArgs(&g.CookieSameSite) {
+				err = d.ArgErr()
+			}
 		default:
 			return d.Errf("unknown claude_ide_gate option %q", d.Val())
 		}
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
 	}
 	return nil
 }

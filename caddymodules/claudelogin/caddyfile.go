@@ -33,11 +33,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "static_path":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.StaticPath = d.Val()
-			if d.NextArg() {
+			if !d.AllArgs(&h.StaticPath) {
 				return d.ArgErr()
 			}
 		default:

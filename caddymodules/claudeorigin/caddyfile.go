@@ -1,14 +1,11 @@
 package claudeorigin
 
 import (
-	"strconv"
-	"time"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 	"github.com/claude-gateway/claude-gateway/origin"
 )
 
@@ -48,11 +45,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "app_origin":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.AppOrigin = d.Val()
-			if d.NextArg() {
+			if !d.AllArgs(&h.AppOrigin) {
 				return d.ArgErr()
 			}
 		case "allowed_origins":
@@ -68,18 +61,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "expose_headers":
 			h.ExposeHeaders = append(h.ExposeHeaders, d.RemainingArgs()...)
 		case "max_age":
-			if !d.NextArg() {
-				return d.ArgErr()
+			if err := caddyfileopt.Duration(d, &h.MaxAge); err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				if secs, aerr := strconv.Atoi(d.Val()); aerr == nil {
-					dur = time.Duration(secs) * time.Second
-				} else {
-					return d.Errf("max_age: %v", err)
-				}
-			}
-			h.MaxAge = caddy.Duration(dur)
 		default:
 			return d.Errf("unknown claude_origin option %q", d.Val())
 		}

@@ -1,11 +1,14 @@
 package clauderatelimit
 
 import (
+	"fmt"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 	"github.com/claude-gateway/claude-gateway/ratelimit"
 )
 
@@ -50,14 +53,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Zones = append(h.Zones, z)
 		case "store_timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
+			if err := caddyfileopt.Duration(d, &h.StoreTimeout); err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("store_timeout: %v", err)
-			}
-			h.StoreTimeout = caddy.Duration(dur)
 		case "redis_url":
 			if !d.AllArgs(&h.RedisURL) {
 				return d.ArgErr()
@@ -100,17 +98,10 @@ func unmarshalZone(d *caddyfile.Dispenser) (*Zone, error) {
 				return nil, d.Errf("zone %s: store %q: want memory, sql or redis", z.Name, z.Store)
 			}
 		case "sync_interval":
-			if !d.NextArg() {
-				return nil, d.ArgErr()
+			var cd caddy.Duration
+			if err := caddyfileopt.Duration(d, &cd); err != nil {
+				return nil, fmt.Errorf("zone %s: %w", z.Name, err)
 			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur < 0 {
-				return nil, d.Errf("zone %s: sync_interval %q: want a duration such as 250ms, or 0", z.Name, d.Val())
-			}
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			cd := caddy.Duration(dur)
 			z.SyncInterval = &cd
 		case "on_failure":
 			if !d.AllArgs(&z.OnFailure) {

@@ -1,10 +1,11 @@
 package claudesessions
 
 import (
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 )
 
 func init() {
@@ -19,9 +20,9 @@ func init() {
 //		upload_timeout <duration>
 //	}
 //
-// The limits are options of the global `claude` block: session_timeout,
-// session_reap_interval, max_sessions, max_sessions_per_user, max_file_size,
-// max_history_size, session_quota.
+// The limits are options of the `sessions` block of the global `claude`
+// option: timeout, reap_interval, max_sessions, max_sessions_per_user,
+// max_file_size, max_history_size, quota.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var hh Handler
 	err := hh.UnmarshalCaddyfile(h.Dispenser)
@@ -37,15 +38,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "upload_timeout":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
+			if err := caddyfileopt.PositiveDuration(d, &h.UploadTimeout); err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("upload_timeout %q is not a positive duration", v)
-			}
-			h.UploadTimeout = caddy.Duration(dur)
 		default:
 			return d.Errf("unknown claude_sessions option %q (the session limits are options of the global claude block)", d.Val())
 		}

@@ -1,10 +1,11 @@
 package claudeworkspace
 
 import (
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 )
 
 func init() {
@@ -31,16 +32,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "wait":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("wait %q is not a positive duration", d.Val())
-			}
-			h.Wait = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := caddyfileopt.PositiveDuration(d, &h.Wait); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unknown claude_workspace option %q", d.Val())

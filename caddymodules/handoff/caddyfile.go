@@ -1,8 +1,8 @@
 package handoff
 
 import (
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 )
 
 // UnmarshalCaddyfile sets up the wrapper from Caddyfile tokens. Syntax:
@@ -18,16 +18,8 @@ func (w *ListenerWrapper) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("parsing handoff timeout: %v", err)
-			}
-			w.Timeout = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := caddyfileopt.Duration(d, &w.Timeout); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unrecognized handoff option %q", d.Val())

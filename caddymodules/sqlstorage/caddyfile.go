@@ -1,8 +1,8 @@
 package sqlstorage
 
 import (
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 )
 
 // UnmarshalCaddyfile sets up the storage from Caddyfile tokens. Syntax:
@@ -26,29 +26,19 @@ func (s *Storage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "dsn":
-			if !d.NextArg() {
+			if !d.AllArgs(&s.DSN) {
 				return d.ArgErr()
 			}
-			s.DSN = d.Val()
-		case "lease", "poll_interval":
-			opt := d.Val()
-			if !d.NextArg() {
-				return d.ArgErr()
+		case "lease":
+			if err := caddyfileopt.Duration(d, &s.Lease); err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("%s: %v", opt, err)
-			}
-			if opt == "lease" {
-				s.Lease = caddy.Duration(dur)
-			} else {
-				s.PollInterval = caddy.Duration(dur)
+		case "poll_interval":
+			if err := caddyfileopt.Duration(d, &s.PollInterval); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unknown storage sql option %q (known: dsn, lease, poll_interval)", d.Val())
-		}
-		if d.NextArg() {
-			return d.ArgErr()
 		}
 	}
 	return nil
