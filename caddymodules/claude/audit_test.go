@@ -16,7 +16,8 @@ func TestAuditOption(t *testing.T) {
 		{block: "audit {\nretention forever\n}", want: AuditConfig{Retention: -1}},
 		{block: "audit {\n}", want: AuditConfig{}},
 		{block: "audit {\nretention 0s\n}", wantErr: "positive duration"},
-		{block: "audit {\nbuffer -3\n}", wantErr: "positive number"},
+		{block: "audit {\nbuffer -3\n}", wantErr: `"-3" is not a non-negative integer`},
+		{block: "audit {\nbuffer 0\n}", wantErr: "positive number"},
 		{block: "audit {\nsecret x\n}", wantErr: "unknown audit option"},
 		{block: "audit x", wantErr: "wrong argument count"},
 	} {
