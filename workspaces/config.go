@@ -78,8 +78,8 @@ type Config struct {
 	// IdleTimeout is how long a workspace runs without IDE traffic or runs
 	// before it is stopped. Default: 15m.
 	IdleTimeout time.Duration
-	// MaxRunning caps the running workspaces on the engine, all users
-	// together. Default: 20.
+	// MaxRunning caps the running workspaces of the workspace directory
+	// (every replica sharing it counts), all users together. Default: 20.
 	MaxRunning int
 	// MaxRunningPerUser caps the running workspaces of one user. Default: 3.
 	MaxRunningPerUser int

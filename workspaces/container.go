@@ -62,10 +62,13 @@ func (m *Manager) start(ctx context.Context, spec Spec, id string) error {
 	return nil
 }
 
-// checkCaps counts the running workspaces on the engine, all and the user's.
+// checkCaps counts the running workspaces of the manager's workspace
+// directory (its deployment, every replica sharing it included), all and
+// the user's. Another deployment's on the same engine do not count: its
+// user ids name other people, and its own caps bound it.
 func (m *Manager) checkCaps(ctx context.Context, userID string) error {
 	list, err := m.docker.ContainerList(ctx, client.ContainerListOptions{
-		Filters: client.Filters{}.Add("label", LabelManaged+"=1").Add("status", "running"),
+		Filters: client.Filters{}.Add("label", LabelManaged+"=1").Add("label", LabelRoot+"="+m.cfg.DaemonWorkspace).Add("status", "running"),
 	})
 	if err != nil {
 		return fmt.Errorf("workspaces: counting running workspaces: %w", unavailable(err))

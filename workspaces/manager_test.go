@@ -302,8 +302,6 @@ func TestStopRestartRemove(t *testing.T) {
 func TestCaps(t *testing.T) {
 	h := newHarness(t, Config{MaxRunning: 3, MaxRunningPerUser: 2})
 	ctx := ctxT(t)
-	// Other tests' workspaces on the same engine count against the overall
-	// cap, so only the per-user cap is asserted exactly.
 	for i := 0; i < 2; i++ {
 		if _, err := h.m.Ensure(ctx, h.session("carol")); err != nil {
 			t.Fatal(err)
@@ -321,6 +319,37 @@ func TestCaps(t *testing.T) {
 	_, err = h.m.Ensure(ctx, h.session("erin"))
 	if !errors.As(err, &le) || le.PerUser {
 		t.Fatalf("fourth workspace overall: %v", err)
+	}
+}
+
+// TestCapsCountOwnDeployment: the caps count the workspaces of the
+// manager's own workspace directory (its deployment, replicas included),
+// not another deployment's on the same engine, whose user ids may be the
+// same strings for other people.
+func TestCapsCountOwnDeployment(t *testing.T) {
+	other := newHarness(t, Config{MaxRunning: 2, MaxRunningPerUser: 2})
+	h := newHarness(t, Config{MaxRunning: 2, MaxRunningPerUser: 1})
+	ctx := ctxT(t)
+	for i := 0; i < 2; i++ {
+		if _, err := other.m.Ensure(ctx, other.session("carol")); err != nil {
+			t.Fatalf("the other deployment's workspace %d: %v", i, err)
+		}
+	}
+	if _, err := h.m.Ensure(ctx, h.session("carol")); err != nil {
+		t.Fatalf("carol's first workspace here, beside another deployment's two: %v", err)
+	}
+	if _, err := h.m.Ensure(ctx, h.session("dave")); err != nil {
+		t.Fatalf("dave's first workspace here: %v", err)
+	}
+	// The caps still hold for this deployment's own workspaces.
+	_, err := h.m.Ensure(ctx, h.session("carol"))
+	var le *LimitError
+	if !errors.As(err, &le) || !le.PerUser {
+		t.Fatalf("carol's second workspace here: %v, want the per-user cap", err)
+	}
+	_, err = h.m.Ensure(ctx, h.session("erin"))
+	if !errors.As(err, &le) || le.PerUser || le.Limit != 2 {
+		t.Fatalf("a third workspace here: %v, want the overall cap", err)
 	}
 }
 

@@ -57,7 +57,8 @@ type WorkspacesConfig struct {
 	// before it is stopped; the next visit starts it again. Default: 15m.
 	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
 
-	// MaxRunning caps the running workspaces of all users. Default: 20.
+	// MaxRunning caps the running workspaces of all users, counted over
+	// every replica sharing the workspace directory. Default: 20.
 	MaxRunning int `json:"max_running,omitempty"`
 
 	// MaxRunningPerUser caps the running workspaces of one user. Default: 3.
