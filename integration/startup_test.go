@@ -149,7 +149,7 @@ func procIP(h string) net.IP {
 	return net.IP(b)
 }
 
-// TestListModules: the binary carries every module of DESIGN.md's table.
+// TestListModules: the binary carries every module of the gateway.
 func TestListModules(t *testing.T) {
 	out, err := exec.Command(gatewaytest.Binary(t), "list-modules").Output()
 	if err != nil {

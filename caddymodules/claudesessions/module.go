@@ -30,7 +30,7 @@ func init() {
 // prefix is the collection the handler serves; other paths pass through.
 const prefix = "/api/sessions"
 
-// Handler serves the session API of DESIGN.md:
+// Handler serves the session API:
 //
 //   - POST /api/sessions, GET /api/sessions (?all=true for admins)
 //   - GET, DELETE /api/sessions/{id}
