@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/claude-gateway/claude-gateway/internal/testenv"
 )
 
 var (
@@ -75,33 +77,9 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
-var (
-	portsMu sync.Mutex
-	// portsGiven holds the ports FreePort handed out in this process: the
-	// kernel may offer a just-closed port again, and two listeners of one
-	// gateway must never be given the same one.
-	portsGiven = map[int]bool{}
-)
-
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that
-// this process has not handed out before.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !portsGiven[port] {
-			portsGiven[port] = true
-			return port
-		}
-	}
-}
+// this process has not handed out before (testenv.FreePort).
+func FreePort(t testing.TB) int { return testenv.FreePort(t) }
 
 // Gateway is one running gateway process.
 type Gateway struct {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	if out, err := exec.Command(binPath("mariadb-install-db"), args...).CombinedOutput(); err != nil {
 		Missing(t, "MariaDB server (mariadb-install-db)", fmt.Errorf("%v: %s", err, lastLines(out, 10)))
 	}
-	m.Port = freePort(t)
+	m.Port = FreePort(t)
 	m.Start()
 	t.Cleanup(m.Stop)
 
@@ -180,14 +181,32 @@ func binPath(name string) string {
 	return "/usr/sbin/" + name
 }
 
-func freePort(t testing.TB) int {
+var (
+	portsMu sync.Mutex
+	// portsGiven holds the ports FreePort handed out in this process: the
+	// kernel may offer a just-closed port again, and two listeners (of one
+	// gateway, or a database and a gateway) must never be given the same one.
+	portsGiven = map[int]bool{}
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that
+// this process has not handed out before.
+func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !portsGiven[port] {
+			portsGiven[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func lastLines(b []byte, n int) string {

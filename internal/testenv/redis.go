@@ -43,7 +43,7 @@ func StartRedis(t testing.TB) *Redis {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		Missing(t, "Redis server (redis-server)", err)
 	}
-	r := &Redis{t: t, port: freePort(t), dir: t.TempDir()}
+	r := &Redis{t: t, port: FreePort(t), dir: t.TempDir()}
 	r.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", r.port)
 	r.Start()
 	t.Cleanup(r.Stop)
