@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
@@ -343,7 +344,11 @@ func crashAndRestart(t *testing.T, setting string) {
 	repairs := 0
 	for round := 0; round < 4; round++ {
 		var wg sync.WaitGroup
-		existing := []sessions.Session{w.create(w.bob), w.create(w.bob), w.create(w.bob)}
+		// A user of its own each round: the creates a round leaves behind
+		// count against the per-user session limit, and a round whose kill
+		// came late could leave too many for the next one's creates.
+		bob := gatewaytest.AccessToken(t, gatewaytest.TestSecret, fmt.Sprintf("u-bob-%d", round), "bob", "user", time.Hour)
+		existing := []sessions.Session{w.create(bob), w.create(bob), w.create(bob)}
 		c := w.c // warmed up: one HTTP/2 connection, the requests leave at once
 		for i := 0; i < 24; i++ {
 			wg.Add(1)
@@ -355,7 +360,7 @@ func crashAndRestart(t *testing.T, setting string) {
 					method, path = "DELETE", path+"/"+existing[i].ID
 				}
 				req, _ := http.NewRequest(method, w.g.URL("localhost", path), nil)
-				req.Header.Set("Authorization", "Bearer "+w.bob)
+				req.Header.Set("Authorization", "Bearer "+bob)
 				if resp, err := c.Do(req); err == nil {
 					resp.Body.Close()
 				}
