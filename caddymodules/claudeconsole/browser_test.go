@@ -51,7 +51,7 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(app+"/auth/login?next=/admin/users"),
+		testenv.Navigate(app+"/auth/login?next=/admin/users"),
 		chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.CSS(`#username`), "admin"),
 		chromedp.SendKeys(chromedp.CSS(`#password`), adminPassword),
@@ -73,7 +73,7 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	s.expectEvent(t, audit.UserCreated, "admin", "erin")
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(app+"/admin/limits"),
+		testenv.Navigate(app+"/admin/limits"),
 		chromedp.WaitVisible(chromedp.CSS(`#bans button`)),
 		chromedp.Click(chromedp.CSS(`#bans button`)),
 		chromedp.WaitVisible(chromedp.ID("notice")),
@@ -85,7 +85,7 @@ func TestBrowserConsole(t *testing.T) {
 		for _, page := range []string{"users", "sessions", "executor", "health", "limits", "audit"} {
 			if err := chromedp.Do(ctx,
 				chromedp.EmulateViewport(width, 900),
-				chromedp.Navigate(app+"/admin/"+page),
+				testenv.Navigate(app+"/admin/"+page),
 				chromedp.WaitVisible(chromedp.CSS(`main h1`)),
 			); err != nil {
 				t.Fatalf("%s at %d: %v", page, width, err)

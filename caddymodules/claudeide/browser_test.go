@@ -85,7 +85,7 @@ func TestBrowserSignOn(t *testing.T) {
 
 	// 1. The app sends a browser without a session to the sign-in page.
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(s.app()+"/"),
+		testenv.Navigate(s.app()+"/"),
 		chromedp.WaitVisible(chromedp.ID("username")),
 	); err != nil {
 		t.Fatalf("opening the app: %v", err)
@@ -143,7 +143,7 @@ func TestBrowserSignOn(t *testing.T) {
 	// carries the IDE cookie and code-server answers, but frame-ancestors keeps
 	// the browser from showing it.
 	hits := ideServed()
-	if err := chromedp.Do(ctx, chromedp.Navigate(siblingURL), chromedp.WaitVisible(chromedp.ID("other"))); err != nil {
+	if err := chromedp.Do(ctx, testenv.Navigate(siblingURL), chromedp.WaitVisible(chromedp.ID("other"))); err != nil {
 		t.Fatalf("opening the other origin's page: %v", err)
 	}
 	if _, err := waitFrameText(ctx, "folder", 5*time.Second); err == nil {
@@ -155,7 +155,7 @@ func TestBrowserSignOn(t *testing.T) {
 	screenshot(t, ctx, "claude-e2e-3-other-origin-refused.png")
 
 	// 4. A cross-site page gets nothing either.
-	if err := chromedp.Do(ctx, chromedp.Navigate(crossSiteURL), chromedp.WaitVisible(chromedp.ID("other"))); err != nil {
+	if err := chromedp.Do(ctx, testenv.Navigate(crossSiteURL), chromedp.WaitVisible(chromedp.ID("other"))); err != nil {
 		t.Fatalf("opening the cross-site page: %v", err)
 	}
 	if _, err := waitFrameText(ctx, "folder", 5*time.Second); err == nil {
