@@ -59,6 +59,7 @@ func (m *Manager) start(ctx context.Context, spec Spec, id string) error {
 		return fmt.Errorf("workspaces: starting %s: %w", m.name(spec.SessionID), unavailable(err))
 	}
 	m.logger.Info("workspace started", zap.String("session", spec.SessionID), zap.String("container", id))
+	m.notify(Change{SessionID: spec.SessionID, UserID: spec.UserID, ContainerID: id, Running: true})
 	return nil
 }
 

@@ -145,6 +145,7 @@ type Manager struct {
 	lastUsed map[string]time.Time // session id → last IDE request or run
 	held     map[string]int       // session id → uses in progress (open IDE sockets, runs)
 	ready    map[string]readyMark // session id → the IDE answered for this container start
+	observer func(Change)         // told of starts and stops, see SetObserver
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -340,11 +341,22 @@ func (m *Manager) EnsureIDE(ctx context.Context, spec Spec) (*Workspace, error) 
 // Stop stops the session's workspace (its container stays, with its state,
 // and starts again on the next Ensure). A missing container is no error.
 func (m *Manager) Stop(ctx context.Context, sessionID string) error {
+	return m.stopFor(ctx, sessionID, ReasonStopped)
+}
+
+// stopFor stops the session's workspace if it runs, and tells the observer
+// why.
+func (m *Manager) stopFor(ctx context.Context, sessionID, reason string) error {
 	m.forget(sessionID)
-	_, err := m.docker.ContainerStop(ctx, m.name(sessionID), client.ContainerStopOptions{Timeout: ptr(5)})
+	id, userID, running, err := m.runningContainer(ctx, sessionID)
+	if err != nil || !running {
+		return err
+	}
+	_, err = m.docker.ContainerStop(ctx, m.name(sessionID), client.ContainerStopOptions{Timeout: ptr(5)})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("workspaces: stopping %s: %w", m.name(sessionID), unavailable(err))
 	}
+	m.notify(Change{SessionID: sessionID, UserID: userID, ContainerID: id, Reason: reason})
 	return nil
 }
 
@@ -361,9 +373,16 @@ func (m *Manager) Remove(ctx context.Context, sessionID string) error {
 	m.mu.Lock()
 	delete(m.lastUsed, sessionID)
 	m.mu.Unlock()
-	_, err := m.docker.ContainerRemove(ctx, m.name(sessionID), client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	id, userID, running, err := m.runningContainer(ctx, sessionID)
+	if err != nil {
+		return err
+	}
+	_, err = m.docker.ContainerRemove(ctx, m.name(sessionID), client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("workspaces: removing %s: %w", m.name(sessionID), unavailable(err))
+	}
+	if running {
+		m.notify(Change{SessionID: sessionID, UserID: userID, ContainerID: id, Reason: ReasonRemoved})
 	}
 	os.Remove(filepath.Join(m.sessionDir(sessionID), linkName))
 	return nil

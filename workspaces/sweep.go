@@ -91,7 +91,7 @@ func (m *Manager) stopIdle(ctx context.Context, id string, idle time.Duration) e
 	if m.inUse(id, time.Now().Add(-idle)) {
 		return nil
 	}
-	return m.Stop(ctx, id)
+	return m.stopFor(ctx, id, ReasonIdle)
 }
 
 // sweepLoop runs Sweep at once and then every SweepInterval until Close.

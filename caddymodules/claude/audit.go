@@ -14,6 +14,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
 	"github.com/claude-gateway/claude-gateway/executor"
+	"github.com/claude-gateway/claude-gateway/workspaces"
 )
 
 func init() {
@@ -164,6 +165,17 @@ func runEvent(info executor.RunInfo, res executor.Result, err error) audit.Event
 		e.Outcome = "refused: " + spec.Code
 	default:
 		e.Outcome = "failed"
+	}
+	return e
+}
+
+// workspaceEvent is the audit event of a workspace container started or
+// stopped: its session, owner, container and, for a stop, why.
+func workspaceEvent(c workspaces.Change) audit.Event {
+	e := audit.Event{Kind: audit.WorkspaceStarted, ActorID: c.UserID, Subject: c.SessionID, Outcome: "started",
+		Details: map[string]string{"container_id": c.ContainerID}}
+	if !c.Running {
+		e.Kind, e.Outcome = audit.WorkspaceStopped, c.Reason
 	}
 	return e
 }

@@ -168,6 +168,8 @@ func (a *App) Workspaces() (*workspaces.Manager, error) {
 	}
 	m := val.(pooledWorkspaces).Manager
 	a.svc.workspaces, a.svc.workspacesKey = m, key
+	trail := a.audit
+	m.SetObserver(func(c workspaces.Change) { trail.Record(workspaceEvent(c)) })
 	a.svc.cancelHook = st.OnRemove(func(ctx context.Context, id string) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
