@@ -44,7 +44,23 @@ type Console struct {
 	Sessions *sessions.Store
 	// Audit records every action.
 	Audit *audit.Writer
+	// Workspaces reports and stops the sessions' workspace containers; nil
+	// when the gateway runs none (the sessions page then reports nothing).
+	Workspaces WorkspaceControl
 }
+
+// WorkspaceControl is what the console needs of the workspace manager
+// (*workspaces.Manager).
+type WorkspaceControl interface {
+	// Running reports, by session id, whether each session's workspace
+	// container runs; a session without one is absent.
+	Running(ctx context.Context) (map[string]bool, error)
+	// Stop stops a session's workspace; a missing one is no error.
+	Stop(ctx context.Context, sessionID string) error
+}
+
+// ErrNoWorkspaces means the gateway runs no session workspaces.
+var ErrNoWorkspaces = errors.New("this gateway runs no session workspaces")
 
 // Actor is the administrator acting, and where from.
 type Actor struct {
@@ -144,6 +160,23 @@ func (c *Console) DeleteSession(ctx context.Context, a Actor, id string) error {
 	return nil
 }
 
+// StopWorkspace stops any user's session workspace (its container and
+// state stay; the owner's next IDE visit or run starts it again).
+func (c *Console) StopWorkspace(ctx context.Context, a Actor, id string) error {
+	if c.Workspaces == nil {
+		return ErrNoWorkspaces
+	}
+	owner, err := c.owner(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := c.Workspaces.Stop(ctx, id); err != nil {
+		return fmt.Errorf("stopping the workspace of %s: %w", id, err)
+	}
+	c.record(a, audit.AdminAction, id, map[string]string{"action": "stop_workspace", "owner_id": owner})
+	return nil
+}
+
 func (c *Console) owner(ctx context.Context, id string) (string, error) {
 	all, err := c.Sessions.ListAll(ctx)
 	if err != nil {
@@ -186,8 +219,8 @@ type SessionView struct {
 	Owner string
 	// Size is the bytes under the session's files/, -1 when unknown.
 	Size int64
-	// Workspace is "running", "stopped" or "" when no workspace manager
-	// reports it.
+	// Workspace is "running", "stopped" (or never started) or "" when no
+	// workspace manager reports it (none configured, or the engine is down).
 	Workspace string
 }
 
@@ -201,9 +234,21 @@ func (c *Console) SessionViews(ctx context.Context) ([]SessionView, error) {
 	if err != nil {
 		return nil, err
 	}
+	var running map[string]bool
+	if c.Workspaces != nil {
+		if running, err = c.Workspaces.Running(ctx); err != nil {
+			running = nil // the engine is down: the page reports nothing
+		}
+	}
 	out := make([]SessionView, 0, len(all))
 	for _, s := range all {
 		v := SessionView{Session: s, Owner: names[s.UserID], Size: -1}
+		if running != nil {
+			v.Workspace = "stopped"
+			if running[s.ID] {
+				v.Workspace = "running"
+			}
+		}
 		if f, err := c.Sessions.OpenFiles(s.ID); err == nil {
 			if n, err := f.Usage(); err == nil {
 				v.Size = n

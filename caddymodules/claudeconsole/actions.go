@@ -27,6 +27,8 @@ func refused(err error) (status int, msg string, ok bool) {
 		return http.StatusNotFound, "No such user.", true
 	case errors.Is(err, sessions.ErrNotFound):
 		return http.StatusNotFound, "No such session.", true
+	case errors.Is(err, console.ErrNoWorkspaces):
+		return http.StatusConflict, "This gateway runs no session workspaces.", true
 	}
 	return 0, "", false
 }
@@ -75,6 +77,11 @@ func (q *request) deleteUser() error {
 func (q *request) deleteSession() error {
 	err := q.h.console.DeleteSession(q.r.Context(), q.actor(), q.form("id"))
 	return q.after(err, "sessions", "session_deleted", q.sessionsWith)
+}
+
+func (q *request) stopWorkspace() error {
+	err := q.h.console.StopWorkspace(q.r.Context(), q.actor(), q.form("id"))
+	return q.after(err, "sessions", "workspace_stopped", q.sessionsWith)
 }
 
 func (q *request) liftBan() error {

@@ -2,7 +2,6 @@ package claudeconsole_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -68,18 +67,7 @@ func TestConsolePagesAndActions(t *testing.T) {
 	}
 
 	// Carol's session shows with its owner; the admin deletes it.
-	req, _ := http.NewRequest(http.MethodPost, s.g.URL("localhost", "/api/sessions"), nil)
-	req.Header.Set("Origin", s.origin())
-	resp, err := carol.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sess struct{ ID string }
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if json.Unmarshal(b, &sess); resp.StatusCode != http.StatusCreated || sess.ID == "" {
-		t.Fatalf("carol's session: %d %s", resp.StatusCode, b)
-	}
+	sess := struct{ ID string }{carol.newSession()}
 	if _, body := admin.get("/admin/sessions"); !strings.Contains(body, sess.ID) || !strings.Contains(body, "carol") {
 		t.Fatal("the sessions page lacks carol's session")
 	}

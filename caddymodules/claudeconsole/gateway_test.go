@@ -2,6 +2,7 @@ package claudeconsole_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,7 +28,11 @@ type stack struct {
 	db *database.DB
 }
 
-func start(t *testing.T) *stack {
+func start(t *testing.T) *stack { return startWith(t, nil) }
+
+// startWith starts the stack with env added to (or replacing) the defaults,
+// e.g. gatewaytest.WorkspaceEnv for session workspaces on the engine.
+func startWith(t *testing.T, extra map[string]string) *stack {
 	t.Helper()
 	up := gatewaytest.NewUpstream(t, "upstream")
 	// The IDE sockets beneath the workspace need a short path.
@@ -37,7 +42,7 @@ func start(t *testing.T) *stack {
 	}
 	t.Cleanup(func() { os.RemoveAll(ws) })
 	setting := testenv.SQLiteDatabase(t)
-	g := gatewaytest.Start(t, gatewaytest.Options{Env: map[string]string{
+	env := map[string]string{
 		"FRONTEND_UPSTREAM":     up.Addr(),
 		"BACKEND_UPSTREAM":      up.Addr(),
 		"CODE_SERVER_UPSTREAM":  up.Addr(),
@@ -47,7 +52,11 @@ func start(t *testing.T) *stack {
 		"CLAUDE_WORKSPACE":      ws,
 		"RATE_LIMIT_LOGIN":      "1000/min",
 		"RATE_LIMIT_PER_MINUTE": "100000",
-	}})
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	g := gatewaytest.Start(t, gatewaytest.Options{Env: env})
 	return &stack{g: g, db: testenv.OpenDB(t, setting)}
 }
 
@@ -93,6 +102,36 @@ func (b *browser) get(path string) (*http.Response, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp, string(body)
+}
+
+// newSession creates a session through the API as the signed-in browser
+// and returns its id.
+func (b *browser) newSession() string {
+	b.t.Helper()
+	resp, body := b.send(http.MethodPost, "/api/sessions", "")
+	var sess struct{ ID string }
+	if json.Unmarshal([]byte(body), &sess); resp.StatusCode != http.StatusCreated || sess.ID == "" {
+		b.t.Fatalf("creating a session: %d %s", resp.StatusCode, body)
+	}
+	return sess.ID
+}
+
+// send makes an API request from the app's origin with a JSON body (none
+// when empty).
+func (b *browser) send(method, path, body string) (*http.Response, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest(method, b.s.g.URL("localhost", path), strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Origin", b.s.origin())
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp, string(out)
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

@@ -81,6 +81,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.exec, err = app.Executor(); err != nil {
 		return err
 	}
+	if h.console.Workspaces, err = app.Workspaces(); err != nil {
+		return err
+	}
 	h.registry = ctx.GetMetricsRegistry()
 	return nil
 }
@@ -134,6 +137,7 @@ var actions = map[string]func(*request) error{
 	"/users/enable":    (*request).enableUser,
 	"/users/delete":    (*request).deleteUser,
 	"/sessions/delete": (*request).deleteSession,
+	"/sessions/stop":   (*request).stopWorkspace,
 	"/limits/lift":     (*request).liftBan,
 }
 

@@ -65,13 +65,14 @@ type view struct {
 // notices are the success messages an action redirects with (?ok=<code>);
 // only these texts are ever shown, nothing from the URL itself.
 var notices = map[string]string{
-	"user_added":      "User created.",
-	"password_reset":  "Password changed; the user's sessions were ended.",
-	"user_disabled":   "User disabled; their sessions were ended.",
-	"user_enabled":    "User enabled.",
-	"user_deleted":    "User deleted; their sessions were ended.",
-	"session_deleted": "Session deleted.",
-	"ban_lifted":      "Ban lifted.",
+	"user_added":        "User created.",
+	"password_reset":    "Password changed; the user's sessions were ended.",
+	"user_disabled":     "User disabled; their sessions were ended.",
+	"user_enabled":      "User enabled.",
+	"user_deleted":      "User deleted; their sessions were ended.",
+	"session_deleted":   "Session deleted.",
+	"workspace_stopped": "Workspace stopped; the owner's next visit or run starts it again.",
+	"ban_lifted":        "Ban lifted.",
 }
 
 // render writes a page with status.
