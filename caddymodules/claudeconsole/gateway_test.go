@@ -251,6 +251,7 @@ func TestConsoleHiddenFromOthers(t *testing.T) {
 			{"/admin/users/delete", url.Values{"username": {"admin"}}},
 			{"/admin/users/disable", url.Values{"username": {"admin"}}},
 			{"/admin/users/password", url.Values{"username": {"admin"}, "password": {"taken over!!"}}},
+			{"/admin/sessions/stop", url.Values{"id": {"session-" + strings.Repeat("0", 32)}}},
 		} {
 			a.form.Set("csrf", tok)
 			if resp, _ := b.post(a.path, a.form, nil); resp.StatusCode != http.StatusNotFound {
