@@ -2,7 +2,6 @@ package clauderatelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,9 +29,6 @@ var syncedStores = caddy.NewUsagePool()
 
 // redisStores holds one Redis store, with its health, per Redis URL.
 var redisStores = caddy.NewUsagePool()
-
-// sweepInterval is how often expired SQL counters are deleted.
-const sweepInterval = time.Minute
 
 // healthWindow is how long a failed hit keeps the store reported as failing
 // even when a fresh probe succeeds.
@@ -103,19 +99,19 @@ func acquireSynced(ctx context.Context, key, setting string, shared *ratelimit.S
 func releaseSynced(key string) { syncedStores.Delete(key) }
 
 // sqlShared is the SQL store of one database, shared by every zone and config
-// that uses it.
+// that uses it, with the sweeper of its expired counters.
 type sqlShared struct {
-	store  *ratelimit.SQLStore
-	health *ratelimit.StoreHealth
-	stop   context.CancelFunc
-	done   chan struct{}
+	store   *ratelimit.SQLStore
+	health  *ratelimit.StoreHealth
+	sweeper *ratelimit.Sweeper
 }
 
 func acquireSQL(db *database.DB, logger *zap.Logger) (*sqlShared, error) {
 	v, _, err := sqlStores.LoadOrNew(db.Redacted, func() (caddy.Destructor, error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		s := &sqlShared{store: ratelimit.NewSQLStore(db), health: new(ratelimit.StoreHealth), stop: cancel, done: make(chan struct{})}
-		go s.sweep(ctx, logger)
+		store := ratelimit.NewSQLStore(db)
+		s := &sqlShared{store: store, health: new(ratelimit.StoreHealth),
+			sweeper: ratelimit.NewSweeper(store, ratelimit.DefaultSweepInterval, logger)}
+		s.sweeper.Start(context.Background())
 		return s, nil
 	})
 	if err != nil {
@@ -125,28 +121,6 @@ func acquireSQL(db *database.DB, logger *zap.Logger) (*sqlShared, error) {
 }
 
 func releaseSQL(key string) { sqlStores.Delete(key) }
-
-// sweep deletes expired counters every sweepInterval until stopped.
-func (s *sqlShared) sweep(ctx context.Context, logger *zap.Logger) {
-	defer close(s.done)
-	t := time.NewTicker(sweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			n, err := s.store.Sweep(sctx, now)
-			cancel()
-			if err != nil && !errors.Is(err, context.Canceled) {
-				logger.Warn("deleting expired rate limit counters", zap.Error(err))
-			} else if n > 0 {
-				logger.Debug("deleted expired rate limit counters", zap.Int64("rows", n))
-			}
-		}
-	}
-}
 
 // check is the "rate_limit_store" health check: the counters table must
 // answer, and the most recent hit must not have failed in the last moments.
@@ -159,8 +133,7 @@ func (s *sqlShared) check(ctx context.Context) error {
 
 // Destruct stops the sweeper.
 func (s *sqlShared) Destruct() error {
-	s.stop()
-	<-s.done
+	s.sweeper.Stop()
 	return nil
 }
 
