@@ -1,7 +1,7 @@
 # claude-gateway image: the static binary on an empty base, running as uid 1000.
 #   make build-image            (docker build -t claude-gateway:local .)
 # The final stage has no shell and no package manager: the binary, its
-# Caddyfile, the CA bundle, /etc/passwd and the directories uid 1000 writes to.
+# Caddyfile and its snippets, the CA bundle, /etc/passwd and the directories uid 1000 writes to.
 # Those files are laid out by cmd/image-rootfs, which the image test also uses.
 
 ARG GO_VERSION=1.26
@@ -14,7 +14,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN go build -ldflags '-s -w' -o /out/claude-gateway ./cmd/claude-gateway \
- && go run ./cmd/image-rootfs -binary /out/claude-gateway -caddyfile Caddyfile \
+ && go run ./cmd/image-rootfs -binary /out/claude-gateway -caddyfile Caddyfile -snippets snippets.caddyfile \
       -ca-bundle /etc/ssl/certs/ca-certificates.crt -o /out/rootfs.tar \
  && mkdir /rootfs \
  && tar -xpf /out/rootfs.tar --same-owner --numeric-owner -C /rootfs

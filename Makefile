@@ -199,8 +199,8 @@ diagnostics: ## Print what a bug report needs: versions, containers, health, res
 # ---------------------------------------------------------------------------------------------
 # Kubernetes (kubernetes/): N replicas on shared MySQL and a ReadWriteMany workspace.
 .PHONY: k8s-config
-k8s-config: ## Copy the production Caddyfile into kubernetes/ (the ConfigMap's source) for `kubectl apply -k kubernetes/`.
-	cp Caddyfile kubernetes/Caddyfile
+k8s-config: ## Copy the production Caddyfile and its snippets into kubernetes/ (the ConfigMap's source) for `kubectl apply -k kubernetes/`.
+	cp Caddyfile snippets.caddyfile kubernetes/
 
 .PHONY: dind-certs
 dind-certs: ## Write the DinD daemon's mutual-TLS certificates for Kubernetes into $(SECRETS_DIR)/dind.

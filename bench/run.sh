@@ -53,6 +53,7 @@ grep -qF "$app_site" Caddyfile.dev || { echo "bench: the app site of Caddyfile.d
 		printf '\n%s://localhost:{$%s} {\n\timport access_log\n\treverse_proxy {$FRONTEND_UPSTREAM}\n}\n' "$scheme" "$logged"
 	done
 } >"$work/Caddyfile"
+cp snippets.caddyfile "$work/" # the Caddyfile imports it from beside itself
 # The access log is part of the app route's cost; keep it, but off the terminal.
 bin/claude-gateway run --config "$work/Caddyfile" --adapter caddyfile >"$work/gateway.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 100); do

@@ -104,6 +104,7 @@ func buildGatewayImage(t *testing.T, tag string) string {
 	layout := imagefs.Layout{
 		Binary:    staticGateway(t, work),
 		Caddyfile: filepath.Join(repoRoot(t), "Caddyfile"),
+		Snippets:  filepath.Join(repoRoot(t), "snippets.caddyfile"),
 		CABundle:  imagefs.CABundlePath,
 	}
 	if err := layout.WriteTar(f); err != nil {

@@ -130,7 +130,7 @@ func manifests(t *testing.T) map[string]k8sObject {
 	for _, g := range kust.ConfigMapGenerator {
 		gen[g.Name] = append(g.Files, g.Envs...)
 	}
-	if !slices.Equal(gen["claude-gateway-caddyfile"], []string{"Caddyfile"}) || !slices.Equal(gen["claude-gateway-env"], []string{"gateway.env"}) {
+	if !slices.Equal(gen["claude-gateway-caddyfile"], []string{"Caddyfile", "snippets.caddyfile"}) || !slices.Equal(gen["claude-gateway-env"], []string{"gateway.env"}) {
 		t.Errorf("configMapGenerator: %v", gen)
 	}
 	return objs

@@ -627,8 +627,7 @@ func TestStartupRefusesBadSecret(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := filepath.Join(dir, "Caddyfile")
-			os.WriteFile(cfg, []byte(tc.caddyfile), 0o600)
+			cfg := gatewaytest.WriteCaddyfile(t, dir, tc.caddyfile)
 			cmd := exec.Command(gatewaytest.Binary(t), "run", "--config", cfg, "--adapter", "caddyfile")
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(),

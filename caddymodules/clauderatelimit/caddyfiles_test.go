@@ -101,7 +101,8 @@ func TestDevCaddyfileLimits(t *testing.T) {
 // sign-in and API zones are in place and the client IP is taken strictly
 // from the right of X-Forwarded-For.
 func TestProductionCaddyfile(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "Caddyfile"))
+	path := filepath.Join("..", "..", "Caddyfile")
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestProductionCaddyfile(t *testing.T) {
 		t.Setenv(v, "") // restored after the test
 		os.Unsetenv(v)  // the defaults are under test
 	}
-	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(b, map[string]any{"filename": "Caddyfile"})
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(b, map[string]any{"filename": path}) // its imports are read beside it
 	if err != nil {
 		t.Fatal(err)
 	}

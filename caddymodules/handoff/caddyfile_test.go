@@ -24,11 +24,13 @@ func TestCaddyfilesEnableHandoff(t *testing.T) {
 	t.Setenv("CLAUDE_DATABASE", "sqlite:"+filepath.Join(t.TempDir(), "gateway.db"))
 	for _, name := range []string{"Caddyfile", "Caddyfile.dev"} {
 		t.Run(name, func(t *testing.T) {
-			body, err := os.ReadFile(filepath.Join(gatewaytest.RepoRoot(t), name))
+			path := filepath.Join(gatewaytest.RepoRoot(t), name)
+			body, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": name})
+			// The full path: its imports are read beside it.
+			out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": path})
 			if err != nil {
 				t.Fatalf("adapting %s: %v", name, err)
 			}

@@ -1,7 +1,7 @@
 // Command image-rootfs writes the gateway image's root filesystem as a tar
 // archive (see package imagefs). The Dockerfile's builder stage runs it:
 //
-//	image-rootfs -binary bin/claude-gateway -caddyfile Caddyfile \
+//	image-rootfs -binary bin/claude-gateway -caddyfile Caddyfile -snippets snippets.caddyfile \
 //		-ca-bundle /etc/ssl/certs/ca-certificates.crt -o rootfs.tar
 package main
 
@@ -19,6 +19,7 @@ func main() {
 	out := flag.String("o", "rootfs.tar", "output archive")
 	flag.StringVar(&l.Binary, "binary", "bin/claude-gateway", "statically linked gateway binary")
 	flag.StringVar(&l.Caddyfile, "caddyfile", "Caddyfile", "config installed at "+imagefs.CaddyfilePath)
+	flag.StringVar(&l.Snippets, "snippets", "snippets.caddyfile", "snippets the config imports, installed at "+imagefs.SnippetsPath)
 	flag.StringVar(&l.CABundle, "ca-bundle", imagefs.CABundlePath, "PEM bundle of trusted roots")
 	flag.Parse()
 	if err := write(l, *out); err != nil {

@@ -1,5 +1,6 @@
 // Package imagefs writes the root filesystem of the gateway's container image
-// as a tar archive: the static binary, its Caddyfile, the CA bundle, a passwd
+// as a tar archive: the static binary, its Caddyfile and the snippets that
+// imports, the CA bundle, a passwd
 // entry for the unprivileged user and the directories that user writes to.
 //
 // The Dockerfile's builder stage and the image test both use it, so the image
@@ -23,6 +24,8 @@ const (
 	BinaryPath = "/usr/bin/claude-gateway"
 	// CaddyfilePath is the config the image runs by default.
 	CaddyfilePath = "/etc/caddy/Caddyfile"
+	// SnippetsPath is the file of snippets the Caddyfile imports, beside it.
+	SnippetsPath = "/etc/caddy/snippets.caddyfile"
 	// CABundlePath is the system trust store Go reads on Linux.
 	CABundlePath = "/etc/ssl/certs/ca-certificates.crt"
 	// UserName is the unprivileged account the gateway runs as.
@@ -44,6 +47,8 @@ type Layout struct {
 	Binary string
 	// Caddyfile is the path of the config to install at CaddyfilePath.
 	Caddyfile string
+	// Snippets is the path of the snippets file to install at SnippetsPath.
+	Snippets string
 	// CABundle is the path of a PEM bundle of trusted roots (ACME, upstreams).
 	CABundle string
 	// ModTime stamps every entry; zero means the Unix epoch, for reproducible archives.
@@ -65,7 +70,7 @@ func (l Layout) WriteTar(w io.Writer) error {
 	if l.ModTime.IsZero() {
 		l.ModTime = time.Unix(0, 0)
 	}
-	for _, p := range []struct{ name, path string }{{"binary", l.Binary}, {"caddyfile", l.Caddyfile}, {"ca bundle", l.CABundle}} {
+	for _, p := range []struct{ name, path string }{{"binary", l.Binary}, {"caddyfile", l.Caddyfile}, {"snippets", l.Snippets}, {"ca bundle", l.CABundle}} {
 		if p.path == "" {
 			return fmt.Errorf("imagefs: no %s given", p.name)
 		}
@@ -84,6 +89,7 @@ func (l Layout) WriteTar(w io.Writer) error {
 		{name: "/etc/nsswitch.conf", mode: 0o644, data: []byte("hosts: files dns\n")},
 		{name: CABundlePath, mode: 0o644, src: l.CABundle},
 		{name: CaddyfilePath, mode: 0o644, src: l.Caddyfile},
+		{name: SnippetsPath, mode: 0o644, src: l.Snippets},
 		{name: BinaryPath, mode: 0o755, src: l.Binary},
 		{name: "/tmp", mode: 0o1777, dir: true},
 	}

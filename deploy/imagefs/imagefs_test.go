@@ -14,13 +14,13 @@ import (
 func layout(t *testing.T) Layout {
 	t.Helper()
 	dir := t.TempDir()
-	files := map[string]string{"bin": "\x7fELF binary", "Caddyfile": "{\n}\n", "ca.pem": "-----BEGIN CERTIFICATE-----\n"}
+	files := map[string]string{"bin": "\x7fELF binary", "Caddyfile": "{\n}\n", "snippets.caddyfile": "(edge) {\n}\n", "ca.pem": "-----BEGIN CERTIFICATE-----\n"}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return Layout{Binary: filepath.Join(dir, "bin"), Caddyfile: filepath.Join(dir, "Caddyfile"), CABundle: filepath.Join(dir, "ca.pem")}
+	return Layout{Binary: filepath.Join(dir, "bin"), Caddyfile: filepath.Join(dir, "Caddyfile"), Snippets: filepath.Join(dir, "snippets.caddyfile"), CABundle: filepath.Join(dir, "ca.pem")}
 }
 
 func TestWriteTar(t *testing.T) {
@@ -60,6 +60,7 @@ func TestWriteTar(t *testing.T) {
 	}{
 		{BinaryPath, 0o755, 0, 0, false, "\x7fELF"},
 		{CaddyfilePath, 0o644, 0, 0, false, "{"},
+		{SnippetsPath, 0o644, 0, 0, false, "(edge)"},
 		{CABundlePath, 0o644, 0, 0, false, "BEGIN CERTIFICATE"},
 		{"/etc/passwd", 0o644, 0, 0, false, "gateway:x:1000:1000:"},
 		{"/etc/group", 0o644, 0, 0, false, "gateway:x:1000:"},
@@ -99,6 +100,7 @@ func TestWriteTarRefusesMissingFiles(t *testing.T) {
 	for _, mutate := range []func(*Layout){
 		func(l *Layout) { l.Binary = "" },
 		func(l *Layout) { l.Caddyfile = filepath.Join(t.TempDir(), "missing") },
+		func(l *Layout) { l.Snippets = "" },
 		func(l *Layout) { l.CABundle = t.TempDir() }, // a directory
 	} {
 		l := layout(t)

@@ -77,6 +77,30 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
+// SnippetsFile is the file of snippets both repository Caddyfiles import,
+// relative to themselves (or, for a config posted to the admin API's /load,
+// to the process's working directory).
+const SnippetsFile = "snippets.caddyfile"
+
+// WriteCaddyfile writes body as dir/Caddyfile, with the repository's
+// SnippetsFile beside it so that a copy of either repository Caddyfile
+// adapts there, and returns the Caddyfile's path.
+func WriteCaddyfile(t testing.TB, dir, body string) string {
+	t.Helper()
+	snippets, err := os.ReadFile(filepath.Join(RepoRoot(t), SnippetsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, SnippetsFile), snippets, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that
 // this process has not handed out before (testenv.FreePort).
 func FreePort(t testing.TB) int { return testenv.FreePort(t) }
@@ -155,10 +179,7 @@ func Start(t testing.TB, opts Options) *Gateway {
 func (g *Gateway) start() {
 	t := g.t
 	t.Helper()
-	cfgPath := filepath.Join(g.Dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(g.Config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := WriteCaddyfile(t, g.Dir, g.Config)
 	g.logPath = filepath.Join(g.Dir, fmt.Sprintf("gateway-%d.log", time.Now().UnixNano()))
 	logf, err := os.Create(g.logPath)
 	if err != nil {
