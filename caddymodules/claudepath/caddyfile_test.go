@@ -9,8 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	_ "github.com/claude-gateway/claude-gateway"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
-	_ "github.com/claude-gateway/claude-gateway/plugin"
 )
 
 // decisive are the handlers that decide on a path or send it upstream; a

@@ -14,9 +14,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	_ "github.com/claude-gateway/claude-gateway"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
-	_ "github.com/claude-gateway/claude-gateway/plugin"
 )
 
 // TestDevCaddyfileLimits runs the repository's Caddyfile.dev: sign-in is

@@ -10,8 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	_ "github.com/claude-gateway/claude-gateway"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
-	_ "github.com/claude-gateway/claude-gateway/plugin"
 )
 
 // TestCaddyfilesEnableHandoff adapts both Caddyfiles: every HTTP server must

@@ -7,7 +7,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/claude-gateway/claude-gateway/plugin"
+	_ "github.com/claude-gateway/claude-gateway"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
-	_ "github.com/claude-gateway/claude-gateway/plugin"
+	_ "github.com/claude-gateway/claude-gateway"
 )
 
 // kind is what an option's value is; every option of a kind accepts the same
