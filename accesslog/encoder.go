@@ -12,7 +12,7 @@ import (
 //     redacted whatever the server's log_credentials says, Referer dropped
 //     (it repeats another page's URL, secrets included);
 //   - resp_headers: Set-Cookie redacted, Location's secret query parameters
-//     redacted (the IDE hand-off redirects with a one-time ticket).
+//     redacted (the IDE sign-on redirects with a one-time ticket).
 //
 // Every other field is written by the wrapped encoder untouched. Nothing is
 // parsed or copied unless it holds a secret.

@@ -11,7 +11,7 @@ import (
 
 // DefaultQueryNames are the query parameters whose values never reach the
 // log: tokens that clients may put in a URL (WebSocket and EventSource
-// clients cannot send headers), the IDE hand-off ticket, and passwords.
+// clients cannot send headers), the IDE sign-on ticket, and passwords.
 var DefaultQueryNames = []string{"access_token", "refresh_token", "token", "ticket", "password"}
 
 // Redacted replaces a secret value.

@@ -410,7 +410,7 @@ type standinEcho struct {
 }
 
 // ideVisit opens path on the IDE host as a browser signed in on the app host
-// does: it follows the sign-on hand-off's redirects (both hosts, cookies in
+// does: it follows the sign-on's redirects (both hosts, cookies in
 // the client's jar), then asks the IDE page again for the stand-in's JSON.
 func (s *stack) ideVisit(t *testing.T, browser *http.Client, path string) standinEcho {
 	t.Helper()
@@ -425,7 +425,7 @@ func (s *stack) ideVisit(t *testing.T, browser *http.Client, path string) standi
 		}
 		loc := r.header.Get("Location")
 		if r.status/100 != 3 || loc == "" || hop == 10 {
-			t.Fatalf("hand-off at https://%s%s: %s (Location %q)", host, next, r, loc)
+			t.Fatalf("sign-on at https://%s%s: %s (Location %q)", host, next, r, loc)
 		}
 		u, err := url.Parse(loc)
 		if err != nil {
@@ -437,7 +437,7 @@ func (s *stack) ideVisit(t *testing.T, browser *http.Client, path string) standi
 		next = u.RequestURI()
 	}
 	if host != stackIDEHost {
-		t.Fatalf("the hand-off ended on %s, not the IDE host", host)
+		t.Fatalf("the sign-on ended on %s, not the IDE host", host)
 	}
 	r, err := s.do(browser, http.MethodGet, stackIDEHost, path, "", nil, "Accept", "application/json")
 	if err != nil || r.status != http.StatusOK {

@@ -302,7 +302,7 @@ func TestBrowserNavigation(t *testing.T) {
 			a := s.do(t, http.MethodGet, tc.host, tc.path, html, "")
 			loc := a.Header.Get("Location")
 			if tc.host != "localhost" {
-				// The IDE host's sign-in page on the app host is the IDE hand-off's
+				// The IDE host's sign-in page on the app host is the IDE sign-on's
 				// business; here only: it is on the app host, with next.
 				if strings.HasPrefix(loc, tc.wantLocation) && strings.Contains(loc, "next=%2F") {
 					loc = tc.wantLocation

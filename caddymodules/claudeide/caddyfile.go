@@ -86,18 +86,20 @@ func (h *SignOn) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler. Syntax:
 //
-//	claude_ide_gate [<handoff_url>] {
-//	    handoff_url      <url>
+//	claude_ide_gate [<signon_url>] {
+//	    signon_url       <url>
 //	    start_path       <path>
 //	    callback_path    <path>
 //	    state_ttl        <duration>
 //	    strip_cookies    <name>…
 //	    cookie_same_site lax|strict|none
 //	}
+//
+// handoff_url, the option's former name, is read as signon_url.
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
-		g.HandoffURL = d.Val()
+		g.SignOnURL = d.Val()
 	}
 	if d.NextArg() {
 		return d.ArgErr()
@@ -105,8 +107,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		var err error
 		switch d.Val() {
-		case "handoff_url":
-			if !d.AllArgs(&g.HandoffURL) {
+		case "signon_url", "handoff_url":
+			if !d.AllArgs(&g.SignOnURL) {
 				err = d.ArgErr()
 			}
 		case "start_path":

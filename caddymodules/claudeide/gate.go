@@ -24,13 +24,13 @@ func init() {
 
 // Gate runs on the IDE host, after `claude_auth`, where its start and
 // callback paths are public. claude_auth's `login_url` there is the app
-// host's hand-off, which sends a browser without a state to the start path
+// host's `claude_ide_signon`, which sends a browser without a state to the start path
 // (or it may be the start path itself, one redirect shorter).
 //
 //   - `GET <start_path>?next=…` starts a sign-on: it gives the browser a
 //     random nonce in a host-only state cookie and redirects to the app
-//     host's hand-off with only the nonce's binding (its SHA-256), which the
-//     hand-off stores in the ticket. A browser already signed in here goes
+//     host's `claude_ide_signon` with only the nonce's binding (its SHA-256),
+//     which it stores in the ticket. A browser already signed in here goes
 //     straight to next.
 //   - `GET <callback_path>?ticket=…` redeems a ticket issued by the app host's
 //     `claude_ide_signon` for this host's origin, provided the browser's
@@ -47,8 +47,14 @@ func init() {
 //     configuration error, answered 500 and logged, so that an app token
 //     never opens the IDE host.
 type Gate struct {
-	// HandoffURL is the app host's `claude_ide_signon` URL, such as
+	// SignOnURL is the app host's `claude_ide_signon` URL, such as
 	// https://example.com/auth/ide. Placeholders are expanded. Required.
+	SignOnURL string `json:"signon_url,omitempty"`
+
+	// HandoffURL is SignOnURL's former name, used when SignOnURL is empty so
+	// that configs written with it still load.
+	//
+	// Deprecated: use SignOnURL.
 	HandoffURL string `json:"handoff_url,omitempty"`
 
 	// StartPath is where sign-ons start, the `start_path` of the app host's
@@ -77,7 +83,7 @@ type Gate struct {
 
 	sameSite      http.SameSite
 	stateSameSite http.SameSite
-	handoffURL    string
+	signOnURL     string
 	strip         []string
 	tickets       *ideticket.Store
 	auth          *claudeauth.Auth
@@ -113,7 +119,10 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	// The state cookie never reaches code-server, whatever the list says.
 	g.strip = append(append([]string(nil), g.StripCookies...), StateCookie)
 	var err error
-	if g.handoffURL, err = handoffURL(caddy.NewReplacer().ReplaceAll(g.HandoffURL, "")); err != nil {
+	if g.SignOnURL == "" {
+		g.SignOnURL = g.HandoffURL
+	}
+	if g.signOnURL, err = signOnURL(caddy.NewReplacer().ReplaceAll(g.SignOnURL, "")); err != nil {
 		return fmt.Errorf("claude_ide_gate: %w", err)
 	}
 	// The state cookie must come back on the callback, a top-level or

@@ -119,7 +119,7 @@ func (s *stack) login(t *testing.T) string {
 }
 
 // start opens the IDE host's sign-on start for next, where claude_auth sends
-// a browser without the IDE cookie, and returns the app host's hand-off URL
+// a browser without the IDE cookie, and returns the app host's sign-on URL
 // it redirects to and the state cookie it sets ("name=value").
 func (s *stack) start(t *testing.T, next string) (string, string) {
 	t.Helper()
@@ -132,16 +132,16 @@ func (s *stack) start(t *testing.T, next string) (string, string) {
 	return loc, state.Name + "=" + state.Value
 }
 
-// handoff runs a sign-on for next, started on the IDE host and handed off
+// signOn runs a sign-on for next, started on the IDE host and sent on
 // by the app host, and returns the callback URL and the state cookie
 // ("name=value") of the browser that started it.
-func (s *stack) handoff(t *testing.T, appCookie, next string) (string, string) {
+func (s *stack) signOn(t *testing.T, appCookie, next string) (string, string) {
 	t.Helper()
-	handoffURL, state := s.start(t, next)
-	resp, _ := s.do(t, http.MethodGet, handoffURL, map[string]string{"Cookie": appCookie, "Accept": "text/html"})
+	signOnURL, state := s.start(t, next)
+	resp, _ := s.do(t, http.MethodGet, signOnURL, map[string]string{"Cookie": appCookie, "Accept": "text/html"})
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, s.ideOrigin()+"/auth/ide/callback?ticket=") {
-		t.Fatalf("hand-off: %d Location %q", resp.StatusCode, loc)
+		t.Fatalf("sign-on: %d Location %q", resp.StatusCode, loc)
 	}
 	return loc, state
 }
@@ -171,22 +171,22 @@ func TestIDESignOn(t *testing.T) {
 	s := startIDEStack(t)
 	html := map[string]string{"Accept": "text/html"}
 
-	// 1. A visitor without a cookie is sent to the app host's hand-off, which
+	// 1. A visitor without a cookie is sent to the app host's sign-on, which
 	// sends it back to the IDE host's sign-on start: only there can the
-	// browser get a state cookie. The start goes on to the hand-off with only
+	// browser get a state cookie. The start goes on to the sign-on with only
 	// the state's binding.
 	resp, _ := s.do(t, http.MethodGet, s.ideOrigin()+"/?folder=/workspace", html)
-	wantHandoff := s.app() + "/auth/ide?next=" + url.QueryEscape("/?folder=/workspace")
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != wantHandoff {
-		t.Fatalf("IDE without a cookie: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), wantHandoff)
+	wantSignOn := s.app() + "/auth/ide?next=" + url.QueryEscape("/?folder=/workspace")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != wantSignOn {
+		t.Fatalf("IDE without a cookie: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), wantSignOn)
 	}
 	if n := s.workspacesStarted(t); n != 0 {
 		t.Fatalf("%d workspaces started without a cookie", n)
 	}
-	resp, _ = s.do(t, http.MethodGet, wantHandoff, html)
+	resp, _ = s.do(t, http.MethodGet, wantSignOn, html)
 	wantStart := s.ideOrigin() + "/auth/ide/start?next=" + url.QueryEscape("/?folder=/workspace")
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != wantStart || stateCookieOf(resp) != nil {
-		t.Fatalf("hand-off without a state: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), wantStart)
+		t.Fatalf("sign-on without a state: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), wantStart)
 	}
 	resp, _ = s.do(t, http.MethodGet, wantStart, html)
 	state := stateCookieOf(resp)
@@ -211,17 +211,17 @@ func TestIDESignOn(t *testing.T) {
 	}
 	stateCookie := state.Name + "=" + state.Value
 	// 2. Not signed in on the app host either: the login page, then back to
-	// the hand-off with the same binding.
+	// the sign-on with the same binding.
 	resp, _ = s.do(t, http.MethodGet, want, html)
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/auth/login?next="+url.QueryEscape(strings.TrimPrefix(want, s.app())) {
-		t.Fatalf("hand-off without a session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		t.Fatalf("sign-on without a session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// 3. Signed in: a ticket for the IDE host's callback.
 	appCookie := s.login(t)
 	resp, _ = s.do(t, http.MethodGet, want, cookie(appCookie))
 	callback := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(callback, s.ideOrigin()+"/auth/ide/callback?ticket=") {
-		t.Fatalf("hand-off: %d Location %q", resp.StatusCode, callback)
+		t.Fatalf("sign-on: %d Location %q", resp.StatusCode, callback)
 	}
 	ticket := strings.TrimPrefix(callback, s.ideOrigin()+"/auth/ide/callback?ticket=")
 
@@ -274,7 +274,7 @@ func TestIDESignOn(t *testing.T) {
 	}
 
 	// 7. The ticket never reaches the access log, neither in the callback's
-	// URI nor in the hand-off's Location header.
+	// URI nor in the sign-on's Location header.
 	var log string
 	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		log = s.gw.Log()
@@ -282,7 +282,7 @@ func TestIDESignOn(t *testing.T) {
 			break
 		}
 		if time.Now().After(end) {
-			t.Fatal("the access log holds no hand-off requests: the check below would prove nothing")
+			t.Fatal("the access log holds no sign-on requests: the check below would prove nothing")
 		}
 	}
 	if strings.Contains(log, ticket) {
@@ -310,12 +310,12 @@ func TestIDESignOn(t *testing.T) {
 	}
 }
 
-func TestIDEHandoffNextStaysOnIDEHost(t *testing.T) {
+func TestIDESignOnNextStaysOnIDEHost(t *testing.T) {
 	s := startStack(t)
 	appCookie := s.login(t)
 	for _, next := range []string{"//evil.example", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "%2F%2Fevil.example"} {
 		t.Run(next, func(t *testing.T) {
-			callback, state := s.handoff(t, appCookie, next)
+			callback, state := s.signOn(t, appCookie, next)
 			resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
 			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
 				t.Fatalf("callback for next=%q: %d Location %q", next, resp.StatusCode, resp.Header.Get("Location"))
@@ -328,7 +328,7 @@ func TestIDEWebSocketOrigin(t *testing.T) {
 	s := startIDEStack(t)
 	appCookie := s.login(t)
 	session := s.gw.NewSession(t, http.Header{"Cookie": {appCookie}})
-	callback, state := s.handoff(t, appCookie, "/")
+	callback, state := s.signOn(t, appCookie, "/")
 	resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
 	c := ideCookieOf(resp)
 	if c == nil {
@@ -369,34 +369,34 @@ func TestIDEWebSocketOrigin(t *testing.T) {
 	}
 }
 
-// TestIDEHandoffLoopStops: a browser that never keeps the IDE cookie comes
-// back for ticket after ticket; after MaxHandoffs it gets a page, not a loop.
-func TestIDEHandoffLoopStops(t *testing.T) {
+// TestIDESignOnLoopStops: a browser that never keeps the IDE cookie comes
+// back for ticket after ticket; after MaxSignOns it gets a page, not a loop.
+func TestIDESignOnLoopStops(t *testing.T) {
 	s := startStack(t)
 	appCookie := s.login(t)
-	handoffURL, _ := s.start(t, "/")
-	for i := 0; i < claudeide.MaxHandoffs; i++ {
-		if resp, _ := s.do(t, http.MethodGet, handoffURL, cookie(appCookie)); resp.StatusCode != http.StatusFound {
-			t.Fatalf("hand-off %d: %d", i+1, resp.StatusCode)
+	signOnURL, _ := s.start(t, "/")
+	for i := 0; i < claudeide.MaxSignOns; i++ {
+		if resp, _ := s.do(t, http.MethodGet, signOnURL, cookie(appCookie)); resp.StatusCode != http.StatusFound {
+			t.Fatalf("sign-on %d: %d", i+1, resp.StatusCode)
 		}
 	}
-	resp, body := s.do(t, http.MethodGet, handoffURL, cookie(appCookie))
+	resp, body := s.do(t, http.MethodGet, signOnURL, cookie(appCookie))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Location") != "" || !strings.Contains(body, "could not sign you in") {
-		t.Fatalf("hand-off %d: %d Location %q", claudeide.MaxHandoffs+1, resp.StatusCode, resp.Header.Get("Location"))
+		t.Fatalf("sign-on %d: %d Location %q", claudeide.MaxSignOns+1, resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
 // TestIDETicketExpires: a ticket not redeemed within its lifetime is worth nothing.
 func TestIDETicketExpires(t *testing.T) {
 	s := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": testenv.SQLiteDatabase(t), "IDE_TICKET_TTL": "1s"})
-	callback, state := s.handoff(t, s.login(t), "/")
+	callback, state := s.signOn(t, s.login(t), "/")
 	time.Sleep(1500 * time.Millisecond)
 	resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
 	if resp.StatusCode != http.StatusForbidden || ideCookieOf(resp) != nil {
 		t.Fatalf("expired ticket: %d %v", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 	}
 	// A fresh one still works: the refusal was the clock, not the flow.
-	callback, state = s.handoff(t, s.login(t), "/")
+	callback, state = s.signOn(t, s.login(t), "/")
 	resp, _ = s.do(t, http.MethodGet, callback, cookie(state))
 	if resp.StatusCode != http.StatusFound || ideCookieOf(resp) == nil {
 		t.Fatalf("fresh ticket: %d", resp.StatusCode)
@@ -410,7 +410,7 @@ func TestIDETicketAcrossReplicas(t *testing.T) {
 	db := testenv.MySQLDatabase(t)
 	a := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": db})
 	b := startStackEnv(t, map[string]string{"CLAUDE_DATABASE": db})
-	callback, state := a.handoff(t, a.login(t), "/?folder=/w")
+	callback, state := a.signOn(t, a.login(t), "/?folder=/w")
 	// Send the callback to replica B as if through A's public address.
 	redeemOnB := func() *http.Response {
 		req, err := http.NewRequest(http.MethodGet, strings.Replace(callback, a.ideOrigin(), b.ideOrigin(), 1), nil)
@@ -437,20 +437,20 @@ func TestIDETicketAcrossReplicas(t *testing.T) {
 		t.Fatalf("replay on replica A: %d", resp.StatusCode)
 	}
 	// A ticket names the IDE origin it is for: another origin cannot spend it.
-	callback, state = a.handoff(t, a.login(t), "/")
+	callback, state = a.signOn(t, a.login(t), "/")
 	if resp, _ := b.do(t, http.MethodGet, strings.Replace(callback, a.ideOrigin(), b.ideOrigin(), 1), cookie(state)); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a ticket for another IDE origin was redeemed: %d", resp.StatusCode)
 	}
 	// A next longer than a ticket can carry (MariaDB would refuse the row)
-	// lands on the IDE's start page instead of failing the hand-off.
-	callback, state = a.handoff(t, a.login(t), "/?folder=/"+strings.Repeat("a", ideticket.MaxNextLength))
+	// lands on the IDE's start page instead of failing the sign-on.
+	callback, state = a.signOn(t, a.login(t), "/?folder=/"+strings.Repeat("a", ideticket.MaxNextLength))
 	if resp, _ := a.do(t, http.MethodGet, callback, cookie(state)); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
 		t.Fatalf("callback for a too long next: %d Location %.40q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
 // TestIDETicketBoundToBrowser: login CSRF / session fixation through the
-// hand-off. An attacker signs in on the app host with their own account, runs
+// sign-on. An attacker signs in on the app host with their own account, runs
 // a sign-on in their own browser and sends the callback link, ticket and all,
 // to a victim. The victim's browser did not start that sign-on: without the
 // matching state cookie the IDE host refuses the ticket, sets no cookie and
@@ -461,7 +461,7 @@ func TestIDETicketBoundToBrowser(t *testing.T) {
 
 	// The victim's browser: a state cookie of its own from a sign-on it
 	// started, or none at all.
-	victimHandoff, victimState := s.start(t, "/?folder=/victim")
+	victimSignOn, victimState := s.start(t, "/?folder=/victim")
 	for _, tc := range []struct{ name, cookie string }{
 		{"no state cookie", ""},
 		{"another browser's state cookie", victimState},
@@ -469,7 +469,7 @@ func TestIDETicketBoundToBrowser(t *testing.T) {
 		{"the state cookie under another name", "claude_ide_state=" + strings.TrimPrefix(victimState, claudeide.StateCookie+"=")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			callback, attackerState := s.handoff(t, attacker, "/?folder=/attacker")
+			callback, attackerState := s.signOn(t, attacker, "/?folder=/attacker")
 			resp, body := s.do(t, http.MethodGet, callback, cookie(tc.cookie))
 			if resp.StatusCode != http.StatusForbidden || ideCookieOf(resp) != nil || resp.Header.Get("Location") != "" {
 				t.Fatalf("attacker's ticket in the victim's browser: %d Location %q Set-Cookie %q", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Values("Set-Cookie"))
@@ -491,10 +491,10 @@ func TestIDETicketBoundToBrowser(t *testing.T) {
 
 	// The attack left the victim's own sign-on intact: its state cookie was
 	// not cleared, and its own ticket is redeemed.
-	resp, _ := s.do(t, http.MethodGet, victimHandoff, cookie(s.login(t)))
+	resp, _ := s.do(t, http.MethodGet, victimSignOn, cookie(s.login(t)))
 	callback := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(callback, s.ideOrigin()+"/auth/ide/callback?ticket=") {
-		t.Fatalf("victim's hand-off: %d %q", resp.StatusCode, callback)
+		t.Fatalf("victim's sign-on: %d %q", resp.StatusCode, callback)
 	}
 	resp, _ = s.do(t, http.MethodGet, callback, cookie(victimState))
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/?folder=/victim" || ideCookieOf(resp) == nil {
@@ -502,17 +502,17 @@ func TestIDETicketBoundToBrowser(t *testing.T) {
 	}
 }
 
-// TestIDEHandoffWithoutState: a hand-off that carries no state (a plain link
+// TestIDESignOnWithoutState: a sign-on that carries no state (a plain link
 // to /auth/ide, or a forged state) issues no ticket; it sends the browser to
 // the IDE host's sign-on start, which gives it a state cookie first.
-func TestIDEHandoffWithoutState(t *testing.T) {
+func TestIDESignOnWithoutState(t *testing.T) {
 	s := startStack(t)
 	appCookie := s.login(t)
 	for _, q := range []string{"?next=%2F%3Ffolder%3D%2Fw", "?next=%2F%3Ffolder%3D%2Fw&state=", "?next=%2F%3Ffolder%3D%2Fw&state=short", "?next=%2F%3Ffolder%3D%2Fw&state=" + strings.Repeat("%21", 43)} {
 		resp, _ := s.do(t, http.MethodGet, s.app()+"/auth/ide"+q, cookie(appCookie))
 		want := s.ideOrigin() + "/auth/ide/start?next=" + url.QueryEscape("/?folder=/w")
 		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
-			t.Errorf("hand-off %s: %d Location %q, want %q", q, resp.StatusCode, resp.Header.Get("Location"), want)
+			t.Errorf("sign-on %s: %d Location %q, want %q", q, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
 	}
 }
@@ -530,7 +530,7 @@ func TestIDETokenOnlyOnIDEHost(t *testing.T) {
 	appCookie := s.login(t)
 	session := s.gw.NewSession(t, http.Header{"Cookie": {appCookie}})
 	appToken := strings.TrimPrefix(appCookie, claudeauth.AccessCookie+"=")
-	callback, state := s.handoff(t, appCookie, "/")
+	callback, state := s.signOn(t, appCookie, "/")
 	resp, _ := s.do(t, http.MethodGet, callback, cookie(state))
 	c := ideCookieOf(resp)
 	if resp.StatusCode != http.StatusFound || c == nil {

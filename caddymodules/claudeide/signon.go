@@ -1,6 +1,5 @@
 // Package claudeide signs browsers in to the IDE host (code-server) with the
-// session they already have on the app host, in the manner of coder's
-// application-token hand-off: the IDE host's `claude_ide_gate` gives a
+// session they already have on the app host: the IDE host's `claude_ide_gate` gives a
 // visitor without a cookie a state nonce in a cookie and sends them, with the
 // nonce's hash, to the app host's `claude_ide_signon`, which (after a login
 // when needed) issues a one-time ticket bound to that hash and redirects back
@@ -32,19 +31,19 @@ func init() {
 	caddy.RegisterModule(SignOn{})
 }
 
-// Default paths of the hand-off.
+// Default paths of the sign-on.
 const (
-	// DefaultHandoffPath is where the app host starts a hand-off.
-	DefaultHandoffPath = "/auth/ide"
+	// DefaultSignOnPath is where the app host starts a sign-on.
+	DefaultSignOnPath = "/auth/ide"
 	// DefaultStartPath is where the IDE host starts a sign-on.
 	DefaultStartPath = "/auth/ide/start"
 	// DefaultCallbackPath is where the IDE host redeems a ticket.
 	DefaultCallbackPath = "/auth/ide/callback"
 	// DefaultLoginPath is the app host's login page.
 	DefaultLoginPath = "/auth/login"
-	// MaxHandoffs is how many tickets one user may get within a ticket
+	// MaxSignOns is how many tickets one user may get within a ticket
 	// lifetime; more means a redirect loop, which is then stopped.
-	MaxHandoffs = 10
+	MaxSignOns = 10
 )
 
 // SignOn runs on the app host. `GET <path>?next=<IDE path>&state=<binding>`
@@ -62,7 +61,7 @@ type SignOn struct {
 	// Placeholders are expanded.
 	IDEOrigin string `json:"ide_origin,omitempty"`
 
-	// Path is where hand-offs start. Default: /auth/ide.
+	// Path is where sign-ons start on the app host. Default: /auth/ide.
 	Path string `json:"path,omitempty"`
 
 	// StartPath is the IDE host's sign-on start. Default: /auth/ide/start.
@@ -96,7 +95,7 @@ func (SignOn) CaddyModule() caddy.ModuleInfo {
 func (h *SignOn) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Path == "" {
-		h.Path = DefaultHandoffPath
+		h.Path = DefaultSignOnPath
 	}
 	if h.StartPath == "" {
 		h.StartPath = DefaultStartPath
@@ -164,7 +163,7 @@ func (h *SignOn) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	// blocked) would bounce between the hosts forever; stop it with an answer.
 	if n, err := h.tickets.Recent(r.Context(), claims.Subject); err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
-	} else if n >= MaxHandoffs {
+	} else if n >= MaxSignOns {
 		h.logger.Warn("IDE sign-on loop stopped: the browser does not keep the IDE cookie", zap.String("user", claims.Subject))
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.tickets.TTL().Seconds())))
 		writePage(w, http.StatusTooManyRequests, "The IDE could not sign you in",
@@ -182,7 +181,7 @@ func (h *SignOn) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	return nil
 }
 
-// noStore keeps hand-off answers out of caches and Referer headers.
+// noStore keeps sign-on answers out of caches and Referer headers.
 func noStore(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")

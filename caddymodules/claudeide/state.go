@@ -25,7 +25,7 @@ const DefaultStateTTL = 5 * time.Minute
 
 // start begins a sign-on for a browser without the IDE host's cookie: a
 // state cookie with a random nonce here, the nonce's binding to the app
-// host's hand-off.
+// host's claude_ide_signon.
 func (g *Gate) start(w http.ResponseWriter, r *http.Request) error {
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -49,7 +49,7 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	g.setState(w, nonce, int(time.Duration(g.StateTTL).Seconds()))
-	http.Redirect(w, r, g.handoffURL+"next="+url.QueryEscape(next)+"&state="+ideticket.Binding(nonce), http.StatusFound)
+	http.Redirect(w, r, g.signOnURL+"next="+url.QueryEscape(next)+"&state="+ideticket.Binding(nonce), http.StatusFound)
 	return nil
 }
 
@@ -63,15 +63,15 @@ func (g *Gate) setState(w http.ResponseWriter, nonce string, maxAge int) {
 	})
 }
 
-// handoffURL checks the app host's hand-off URL and returns it ready for a
-// query to be appended (ending in "?" or "&").
-func handoffURL(raw string) (string, error) {
+// signOnURL checks the app host's claude_ide_signon URL and returns it ready
+// for a query to be appended (ending in "?" or "&").
+func signOnURL(raw string) (string, error) {
 	if raw == "" {
-		return "", errors.New("handoff_url is required: set it to the app host's claude_ide_signon URL, such as https://example.com/auth/ide")
+		return "", errors.New("signon_url is required: set it to the app host's claude_ide_signon URL, such as https://example.com/auth/ide")
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("handoff_url %q: want an absolute http(s) URL without user or fragment", raw)
+		return "", fmt.Errorf("signon_url %q: want an absolute http(s) URL without user or fragment", raw)
 	}
 	switch {
 	case u.RawQuery == "" && !strings.HasSuffix(raw, "?"):

@@ -176,7 +176,7 @@ func TestAccessLogKeepsSecretsOut(t *testing.T) {
 		}
 	}
 	if !sawLogin || !sawAuthorization || !sawLocation || sawReferer {
-		t.Errorf("login Set-Cookie redacted: %v, Authorization redacted: %v, hand-off Location redacted: %v, Referer logged: %v",
+		t.Errorf("login Set-Cookie redacted: %v, Authorization redacted: %v, sign-on Location redacted: %v, Referer logged: %v",
 			sawLogin, sawAuthorization, sawLocation, sawReferer)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // Browser is an HTTP client of a gateway that keeps cookies and follows
 // redirects, as a browser does: it signs in on the app host and then reaches
-// the IDE host through its single sign-on hand-off.
+// the IDE host through its single sign-on.
 type Browser struct {
 	// Client sends the requests; its jar holds the gateway's cookies.
 	Client *http.Client
