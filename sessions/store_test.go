@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 	"github.com/claude-gateway/claude-gateway/sessions"
+	"github.com/claude-gateway/claude-gateway/sessions/sessionstest"
 )
 
 // newStore opens a store on a fresh database of the dialect and a fresh workspace.
@@ -99,7 +101,7 @@ func TestCreateGetListDelete(t *testing.T) {
 		if err := st.Delete(ctx, a.ID, "alice"); !errors.Is(err, sessions.ErrNotFound) {
 			t.Errorf("second Delete = %v", err)
 		}
-		assertConsistent(t, st, setting, ws)
+		sessionstest.AssertConsistent(t, setting, filepath.Join(ws, "sessions"))
 		_ = b1
 	})
 }
@@ -200,7 +202,7 @@ func TestCapsUnderConcurrency(t *testing.T) {
 		if n, _ := st.Count(ctx); n != 15 {
 			t.Errorf("Count = %d, want 15", n)
 		}
-		assertConsistent(t, st, setting, ws)
+		sessionstest.AssertConsistent(t, setting, filepath.Join(ws, "sessions"))
 
 		// Per user: u3 may have 2 (MaxSessionsPerUser 2) while slots remain globally.
 		st.SetConfig(sessions.Config{MaxSessions: 100, MaxSessionsPerUser: 2})
@@ -247,7 +249,7 @@ func TestExpireKeepsActiveSessions(t *testing.T) {
 		if _, err := st.Get(ctx, active.ID, "alice"); err != nil {
 			t.Errorf("active session expired: %v", err)
 		}
-		assertConsistent(t, st, setting, ws)
+		sessionstest.AssertConsistent(t, setting, filepath.Join(ws, "sessions"))
 	})
 }
 
@@ -274,7 +276,7 @@ func TestRepairFinishesCrashedOperations(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, renamed, "files"), 0o755)
 		// Delete crashed after moving the directory aside, before the row went.
 		trashed, _ := st.Create(ctx, "alice")
-		os.Rename(filepath.Join(dir, trashed.ID), filepath.Join(dir, ".deleting-"+trashed.ID+"-"+itoa(now-1000)))
+		os.Rename(filepath.Join(dir, trashed.ID), filepath.Join(dir, ".deleting-"+trashed.ID+"-"+strconv.FormatInt(now-1000, 10)))
 		// A ready row whose directory vanished.
 		vanished, _ := st.Create(ctx, "alice")
 		os.RemoveAll(filepath.Join(dir, vanished.ID))
@@ -310,7 +312,8 @@ func TestRepairFinishesCrashedOperations(t *testing.T) {
 		if len(matches) != 1 {
 			t.Errorf("the orphaned workspace was not kept aside: %v", matches)
 		}
-		assertConsistent(t, st, setting, ws)
+		os.RemoveAll(filepath.Join(dir, ".orphaned")) // kept aside as it should be; the rest must be consistent
+		sessionstest.AssertConsistent(t, setting, dir)
 	})
 }
 
@@ -376,16 +379,6 @@ func TestRepairTellsLiveFromDeadWork(t *testing.T) {
 		}
 	})
 }
-
-// assertConsistent checks the invariant: every row is ready and has a
-// complete directory whose metadata.json names it, every session directory
-// has a row, and no staging, trash or temporary file is left.
-func assertConsistent(t *testing.T, st *sessions.Store, setting, ws string) {
-	t.Helper()
-	AssertConsistent(t, setting, ws)
-}
-
-func itoa(n int64) string { return fmtInt(n) }
 
 // TestRemoveHooks: a delete and an expiry call the registered hooks with the
 // session's id while its directory is still there; a cancelled hook is not

@@ -2,7 +2,6 @@ package claudesessions_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-gateway/claude-gateway/database"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
@@ -122,70 +120,5 @@ func expect(t testing.TB, what string, r reply, status int, code string) {
 	t.Helper()
 	if r.status != status || r.code() != code {
 		t.Errorf("%s: %d %q (%s), want %d %q", what, r.status, r.code(), bytes.TrimSpace(r.body), status, code)
-	}
-}
-
-// assertConsistent checks rows against the workspace: every row ready with
-// a complete directory whose metadata.json names it, every directory with a
-// row, no staging, trash or temporary file.
-func assertConsistent(t testing.TB, setting, dir string) {
-	t.Helper()
-	db, err := database.Open(context.Background(), setting)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query("SELECT id, user_id, ready FROM sessions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inDB := map[string]string{}
-	for rows.Next() {
-		var id, user string
-		var ready int
-		rows.Scan(&id, &user, &ready)
-		if ready != 1 {
-			t.Errorf("row %s is not ready", id)
-		}
-		inDB[id] = user
-	}
-	rows.Close()
-	entries, _ := os.ReadDir(dir)
-	onDisk := map[string]bool{}
-	for _, e := range entries {
-		switch name := e.Name(); {
-		case sessions.ValidID(name):
-			onDisk[name] = true
-		case strings.HasPrefix(name, ".creating-"), strings.HasPrefix(name, ".deleting-"), name == ".orphaned":
-			t.Errorf("left in the workspace: %s", name)
-		}
-	}
-	for id, user := range inDB {
-		if !onDisk[id] {
-			t.Errorf("row %s has no directory", id)
-			continue
-		}
-		var meta sessions.Session
-		b, err := os.ReadFile(filepath.Join(dir, id, "metadata.json"))
-		if err != nil || json.Unmarshal(b, &meta) != nil || meta.ID != id || meta.UserID != user {
-			t.Errorf("metadata.json of %s = %s (%v)", id, b, err)
-		}
-		if _, err := os.Stat(filepath.Join(dir, id, ".claude", "history.json")); err != nil {
-			t.Errorf("%s: %v", id, err)
-		}
-		filepath.Walk(filepath.Join(dir, id), func(p string, info os.FileInfo, err error) error {
-			if err == nil && strings.HasPrefix(info.Name(), ".claude-tmp-") {
-				t.Errorf("temporary file left: %s", p)
-			}
-			return nil
-		})
-		if es, _ := os.ReadDir(filepath.Join(dir, id, ".uploads")); len(es) != 0 {
-			t.Errorf("%s: upload journal holds %d markers", id, len(es))
-		}
-	}
-	for id := range onDisk {
-		if _, ok := inDB[id]; !ok {
-			t.Errorf("directory %s has no row", id)
-		}
 	}
 }

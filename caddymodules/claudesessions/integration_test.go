@@ -17,6 +17,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 	"github.com/claude-gateway/claude-gateway/sessions"
+	"github.com/claude-gateway/claude-gateway/sessions/sessionstest"
 )
 
 // TestSessionAPI walks the whole API with real tokens through the running
@@ -135,7 +136,7 @@ func TestSessionAPI(t *testing.T) {
 				t.Errorf("workspace after delete: %v", err)
 			}
 			expect(t, "bob's still there", w.do("GET", "/api/sessions/"+bs.ID, w.bob, nil), 200, "")
-			assertConsistent(t, setting, w.sessionsDir())
+			sessionstest.AssertConsistent(t, setting, w.sessionsDir())
 		})
 	}
 }
@@ -231,7 +232,7 @@ func TestUploadLimits(t *testing.T) {
 	if es, _ := os.ReadDir(files); len(es) != 0 {
 		t.Errorf("files/ after 413: %v", es)
 	}
-	assertConsistent(t, w.setting, w.sessionsDir())
+	sessionstest.AssertConsistent(t, w.setting, w.sessionsDir())
 
 	old := bytes.Repeat([]byte("o"), 1000)
 	expect(t, "old", w.do("PUT", base+"keep.bin", w.alice, bytes.NewReader(old)), 201, "")
@@ -266,7 +267,7 @@ func TestUploadLimits(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(files, "b.bin")); !os.IsNotExist(err) {
 		t.Errorf("b.bin after 507: %v", err)
 	}
-	assertConsistent(t, w.setting, w.sessionsDir())
+	sessionstest.AssertConsistent(t, w.setting, w.sessionsDir())
 }
 
 // TestCapUnderConcurrentCreates: 50 creates at once with 10 slots left give
@@ -300,7 +301,7 @@ func TestCapUnderConcurrentCreates(t *testing.T) {
 			if len(list.Sessions) != 15 {
 				t.Errorf("%d sessions exist, the cap is 15", len(list.Sessions))
 			}
-			assertConsistent(t, setting, w.sessionsDir())
+			sessionstest.AssertConsistent(t, setting, w.sessionsDir())
 		})
 	}
 }
@@ -324,7 +325,7 @@ func TestIdleSessionsExpire(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(w.sessionsDir(), active.ID, "files")); err != nil {
 				t.Errorf("active workspace: %v", err)
 			}
-			assertConsistent(t, setting, w.sessionsDir())
+			sessionstest.AssertConsistent(t, setting, w.sessionsDir())
 		})
 	}
 }
@@ -386,7 +387,7 @@ func crashAndRestart(t *testing.T, setting string) {
 			repairs++
 		}
 		t.Logf("round %d: killed on seeing %q; repair needed: %v", round, seen, repaired)
-		assertConsistent(t, setting, w.sessionsDir())
+		sessionstest.AssertConsistent(t, setting, w.sessionsDir())
 	}
 	if repairs == 0 {
 		t.Error("no kill caught a create or delete in flight: the repair was not exercised")
@@ -440,7 +441,7 @@ func crashAndRestart(t *testing.T, setting string) {
 	if r.status != 200 || !bytes.Equal(r.body, old) {
 		t.Errorf("GET after restart: %d %q", r.status, r.body)
 	}
-	assertConsistent(t, setting, w.sessionsDir())
+	sessionstest.AssertConsistent(t, setting, w.sessionsDir())
 }
 
 func tempFileHolds(dir string, n int64) bool {
@@ -491,7 +492,7 @@ func TestReloadKeepsStoreAndReaper(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, "cap lowered by a reload", w.do("POST", "/api/sessions", w.bob, nil), 409, "session_limit_reached")
-	assertConsistent(t, setting, w.sessionsDir())
+	sessionstest.AssertConsistent(t, setting, w.sessionsDir())
 	if t.Failed() {
 		for _, l := range strings.Split(w.g.Log(), "\n") {
 			if strings.Contains(l, "session store") || strings.Contains(l, "load") {

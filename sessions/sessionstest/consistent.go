@@ -1,4 +1,6 @@
-package sessions_test
+// Package sessionstest holds test helpers for the session store, shared by
+// the tests of sessions and of the modules over it.
+package sessionstest
 
 import (
 	"context"
@@ -6,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -14,10 +15,13 @@ import (
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
 
-func fmtInt(n int64) string { return strconv.FormatInt(n, 10) }
-
-// AssertConsistent opens the database anew and checks rows against the workspace.
-func AssertConsistent(t *testing.T, setting, ws string) {
+// AssertConsistent opens the database of setting anew and checks its rows
+// against dir, the directory holding the session directories
+// (<workspace>/sessions): every row is ready and has a directory whose
+// metadata.json names it and which holds a history; every session
+// directory has a row; no staging, trash, orphaned or temporary file and
+// no upload journal marker is left.
+func AssertConsistent(t testing.TB, setting, dir string) {
 	t.Helper()
 	db, err := database.Open(context.Background(), setting)
 	if err != nil {
@@ -32,22 +36,29 @@ func AssertConsistent(t *testing.T, setting, ws string) {
 	for rows.Next() {
 		var id, user string
 		var ready int
-		rows.Scan(&id, &user, &ready)
+		if err := rows.Scan(&id, &user, &ready); err != nil {
+			t.Fatal(err)
+		}
 		if ready != 1 {
 			t.Errorf("row %s is not ready", id)
 		}
 		inDB[id] = user
 	}
 	rows.Close()
-	dir := filepath.Join(ws, "sessions")
-	entries, _ := os.ReadDir(dir)
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	onDisk := map[string]bool{}
 	for _, e := range entries {
 		switch name := e.Name(); {
 		case sessions.ValidID(name):
 			onDisk[name] = true
-		case strings.HasPrefix(name, ".creating-"), strings.HasPrefix(name, ".deleting-"):
-			t.Errorf("transient directory left: %s", name)
+		case strings.HasPrefix(name, ".creating-"), strings.HasPrefix(name, ".deleting-"), name == ".orphaned":
+			t.Errorf("left in the workspace: %s", name)
 		}
 	}
 	for id, user := range inDB {
@@ -69,6 +80,9 @@ func AssertConsistent(t *testing.T, setting, ws string) {
 			}
 			return nil
 		})
+		if es, _ := os.ReadDir(filepath.Join(dir, id, ".uploads")); len(es) != 0 {
+			t.Errorf("%s: the upload journal holds %d markers", id, len(es))
+		}
 	}
 	for id := range onDisk {
 		if _, ok := inDB[id]; !ok {
