@@ -249,16 +249,30 @@ func (c *Console) SessionViews(ctx context.Context) ([]SessionView, error) {
 				v.Workspace = "running"
 			}
 		}
-		if f, err := c.Sessions.OpenFiles(s.ID); err == nil {
-			if n, err := f.Usage(); err == nil {
-				v.Size = n
-			}
-			f.Close()
-		}
+		v.Size = c.size(ctx, s.ID)
 		out = append(out, v)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].LastActiveAt.After(out[j].LastActiveAt) })
 	return out, nil
+}
+
+// size measures the bytes under session id's files/ now, for an operator
+// (any user's session: the unscoped open); -1 when it cannot.
+func (c *Console) size(ctx context.Context, id string) int64 {
+	sess, release, err := c.Sessions.OpenUnscoped(ctx, id)
+	if err != nil {
+		return -1
+	}
+	defer release()
+	f, err := sess.Files()
+	if err != nil {
+		return -1
+	}
+	n, err := f.Usage()
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // Usernames maps user ids to usernames.

@@ -31,8 +31,7 @@ func BenchmarkPut10MiB(b *testing.B) {
 	}
 	defer st.Close()
 	s, _ := st.Create(context.Background(), "alice")
-	f, _ := st.OpenFiles(s.ID)
-	defer f.Close()
+	f := openFiles(b, st, s)
 	direct := filepath.Join(ws, "direct.bin")
 	b.SetBytes(size)
 	b.ResetTimer()
@@ -79,10 +78,7 @@ func BenchmarkPutBigTree(b *testing.B) {
 			os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte("x"), 0o644)
 		}
 	}
-	bigFiles, _ := st.OpenFiles(big.ID)
-	defer bigFiles.Close()
-	emptyFiles, _ := st.OpenFiles(empty.ID)
-	defer emptyFiles.Close()
+	bigFiles, emptyFiles := openFiles(b, st, big), openFiles(b, st, empty)
 	data := make([]byte, 1024)
 	walkStart := time.Now()
 	if _, err := bigFiles.Usage(); err != nil { // what every upload cost before the counter

@@ -14,10 +14,10 @@ import (
 )
 
 // Files is the files/ directory of one session, opened as an os.Root: every
-// operation resolves inside it, symbolic links included, or fails.
+// operation resolves inside it, symbolic links included, or fails. It comes
+// from Handle.Files and lives as long as its handle.
 type Files struct {
-	s    *Store
-	id   string
+	h    *Handle
 	root *os.Root
 }
 
@@ -32,25 +32,6 @@ type Entry struct {
 	// ModifiedAt is the modification time.
 	ModifiedAt time.Time `json:"modified_at"`
 }
-
-// OpenFiles opens session id's files/. It checks the id's form, not
-// ownership: call Get first. Close the result.
-func (s *Store) OpenFiles(id string) (*Files, error) {
-	if !ValidID(id) {
-		return nil, ErrNotFound
-	}
-	root, err := s.root.OpenRoot(path.Join(id, filesDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sessions: opening the files of %s: %w", id, err)
-	}
-	return &Files{s: s, id: id, root: root}, nil
-}
-
-// Close releases the directory handle.
-func (f *Files) Close() error { return f.root.Close() }
 
 // Open opens the regular file rel for reading.
 func (f *Files) Open(rel string) (*os.File, fs.FileInfo, error) {
@@ -130,7 +111,7 @@ func (f *Files) Mkdir(rel string) error {
 // old content and no temporary file stays behind. created reports that rel
 // did not exist before.
 func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, written int64, err error) {
-	cfg := f.s.Config()
+	cfg := f.h.s.Config()
 	if rel == "." {
 		return false, 0, ErrIsDirectory
 	}
@@ -153,7 +134,7 @@ func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, writt
 	}
 	limit, overErr := cfg.MaxFileSize, ErrFileTooLarge
 	if cfg.Quota > 0 {
-		used, err := f.s.Usage(f.id)
+		used, err := f.h.Usage()
 		if err != nil {
 			return false, 0, err
 		}
@@ -172,11 +153,15 @@ func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, writt
 		return false, 0, classify(err)
 	}
 	tmp := path.Join(dir, tempPrefix+randomSuffix())
-	marker, err := f.s.journalUpload(f.id, tmp)
+	sessDir, err := f.h.root()
 	if err != nil {
 		return false, 0, err
 	}
-	defer f.s.root.Remove(marker)
+	marker, err := journalUpload(sessDir, f.h.sess.ID, f.h.s.instance, tmp)
+	if err != nil {
+		return false, 0, err
+	}
+	defer sessDir.Remove(marker)
 	out, err := f.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return false, 0, classify(err)
@@ -204,7 +189,7 @@ func (f *Files) Put(rel string, body io.Reader, size int64) (created bool, writt
 		f.root.Remove(tmp)
 		return false, 0, classify(err)
 	}
-	f.s.adjustUsage(f.id, written-old)
+	f.h.s.adjustUsage(f.h.sess.ID, written-old)
 	if err := syncDir(f.root, dir); err != nil {
 		return false, 0, fmt.Errorf("sessions: writing %s: %w", rel, err)
 	}
@@ -228,36 +213,42 @@ func (f *Files) Delete(rel string, dir bool) error {
 		return ErrIsDirectory
 	}
 	if dir {
-		defer f.s.forgetUsage(f.id)
+		defer f.h.s.forgetUsage(f.h.sess.ID)
 		return classify(f.root.RemoveAll(rel))
 	}
 	if err := f.root.Remove(rel); err != nil {
 		return classify(err)
 	}
 	if info.Mode().IsRegular() {
-		f.s.adjustUsage(f.id, -info.Size())
+		f.h.s.adjustUsage(f.h.sess.ID, -info.Size())
 	}
 	return nil
 }
 
 // Usage is the total size of the regular files under files/, measured now.
 func (f *Files) Usage() (int64, error) {
-	c := f.s.counter(f.id)
+	dir, err := f.h.root()
+	if err != nil {
+		return 0, err
+	}
+	c := f.h.s.counter(f.h.sess.ID)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return f.s.measure(f.id, c)
+	return f.h.s.measure(dir, f.h.sess.ID, c)
 }
 
-// journalUpload records an upload's temporary file before it exists, so the
-// repair pass can remove it should the process die mid-upload.
-func (s *Store) journalUpload(id, tmp string) (string, error) {
-	marker := path.Join(id, uploadsDir, s.instance+"-"+randomSuffix())
-	if err := s.root.MkdirAll(path.Join(id, uploadsDir), 0o755); err != nil {
+// journalUpload records an upload's temporary file before it exists, in dir
+// (session id's directory, the upload by this instance), so the repair pass
+// can remove it should the process die mid-upload. It returns the marker's
+// name in dir.
+func journalUpload(dir *os.Root, id, instance, tmp string) (string, error) {
+	marker := path.Join(uploadsDir, instance+"-"+randomSuffix())
+	if err := dir.MkdirAll(uploadsDir, 0o755); err != nil {
 		return "", fmt.Errorf("sessions: upload journal of %s: %w", id, err)
 	}
 	// Not synced: the marker matters after a process crash, which keeps the
 	// page cache; after a power loss an unlisted temporary file may remain.
-	if err := s.root.WriteFile(marker, []byte(tmp), 0o644); err != nil {
+	if err := dir.WriteFile(marker, []byte(tmp), 0o644); err != nil {
 		return "", fmt.Errorf("sessions: upload journal of %s: %w", id, err)
 	}
 	return marker, nil

@@ -16,13 +16,14 @@ import (
 	"github.com/claude-gateway/claude-gateway/sessions"
 )
 
-func openFiles(t *testing.T, st *sessions.Store, id string) *sessions.Files {
+// openFiles opens the files/ of session s for its owner; the handle is
+// released when the test ends.
+func openFiles(t testing.TB, st *sessions.Store, s sessions.Session) *sessions.Files {
 	t.Helper()
-	f, err := st.OpenFiles(id)
+	f, err := open(t, st, s).Files()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
 	return f
 }
 
@@ -44,7 +45,7 @@ func TestSymlinksOutAreRefused(t *testing.T) {
 	os.WriteFile(filepath.Join(aFiles, "in", "ok.txt"), []byte("ok"), 0o644)
 	os.Symlink("in/ok.txt", filepath.Join(aFiles, "inside-link"))
 
-	f := openFiles(t, st, a.ID)
+	f := openFiles(t, st, a)
 	for _, rel := range []string{"other/secret.txt", "other-abs/secret.txt", "root/etc/passwd", "passwd"} {
 		if file, _, err := f.Open(rel); !errors.Is(err, sessions.ErrInvalidPath) {
 			if file != nil {
@@ -93,7 +94,7 @@ func TestPutLimitsAndAtomicity(t *testing.T) {
 	st, _, ws := newStore(t, testenv.SQLiteDatabase(t), sessions.Config{MaxFileSize: 1000})
 	s, _ := st.Create(ctx, "alice")
 	files := filepath.Join(ws, "sessions", s.ID, "files")
-	f := openFiles(t, st, s.ID)
+	f := openFiles(t, st, s)
 
 	created, n, err := f.Put("dir/sub/a.txt", strings.NewReader("old"), -1)
 	if err != nil || !created || n != 3 {
@@ -148,7 +149,7 @@ func TestQuota(t *testing.T) {
 	ctx := context.Background()
 	st, _, ws := newStore(t, testenv.SQLiteDatabase(t), sessions.Config{MaxFileSize: 1000, Quota: 1500})
 	s, _ := st.Create(ctx, "alice")
-	f := openFiles(t, st, s.ID)
+	f := openFiles(t, st, s)
 	if _, _, err := f.Put("a", bytes.NewReader(make([]byte, 1000)), 1000); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestListHidesTemporaryFiles(t *testing.T) {
 	ctx := context.Background()
 	st, _, ws := newStore(t, testenv.SQLiteDatabase(t), sessions.Config{})
 	s, _ := st.Create(ctx, "alice")
-	f := openFiles(t, st, s.ID)
+	f := openFiles(t, st, s)
 	f.Put("b.txt", strings.NewReader("bb"), 2)
 	f.Mkdir("a/deep")
 	os.WriteFile(filepath.Join(ws, "sessions", s.ID, "files", ".claude-tmp-1"), nil, 0o644)
@@ -205,13 +206,13 @@ func TestHistoryAppendsAreAtomic(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				if _, err := st.AppendHistory(s.ID, []byte(fmt.Sprintf(`{"n": %d}`, i))); err != nil {
+				if _, err := open(t, st, s).AppendHistory([]byte(fmt.Sprintf(`{"n": %d}`, i))); err != nil {
 					t.Error(err)
 				}
 			}(i)
 		}
 		wg.Wait()
-		raw, err := st.ReadHistory(s.ID)
+		raw, err := open(t, st, s).ReadHistory()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +221,7 @@ func TestHistoryAppendsAreAtomic(t *testing.T) {
 				t.Errorf("entry %d lost: %s", i, raw)
 			}
 		}
-		if _, err := st.AppendHistory(s.ID, []byte(`{"n":`)); !errors.Is(err, sessions.ErrInvalidHistory) {
+		if _, err := open(t, st, s).AppendHistory([]byte(`{"n":`)); !errors.Is(err, sessions.ErrInvalidHistory) {
 			t.Errorf("invalid entry = %v", err)
 		}
 	})

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,19 +55,16 @@ func parseHistoryState(b []byte) (historyState, bool) {
 	return historyState{size: size, count: count}, true
 }
 
-// HistorySize returns the committed length in bytes of session id's history
-// file, as counted in its quota.
-func (s *Store) HistorySize(id string) (int64, error) {
-	if !ValidID(id) {
-		return 0, ErrNotFound
-	}
-	b, err := s.root.ReadFile(path.Join(id, historyStateFile))
+// historySize returns the committed length in bytes of the history file in
+// dir (a session's directory), as counted in its quota.
+func historySize(dir *os.Root, id string) (int64, error) {
+	b, err := dir.ReadFile(historyStateFile)
 	if err == nil {
 		if st, ok := parseHistoryState(b); ok {
 			return st.size, nil
 		}
 	}
-	info, err := s.root.Stat(path.Join(id, historyFile))
+	info, err := dir.Stat(historyFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -78,27 +74,23 @@ func (s *Store) HistorySize(id string) (int64, error) {
 	return info.Size(), nil
 }
 
-// OpenHistory returns a reader of the JSON array in session id's history,
-// as of the last completed append, and its length in bytes. It streams from
-// the file: memory does not grow with the history. Close the reader.
-func (s *Store) OpenHistory(id string) (io.ReadCloser, int64, error) {
-	if !ValidID(id) {
-		return nil, 0, ErrNotFound
-	}
+// openHistory returns a reader of the history in dir, session id's
+// directory (see Handle.OpenHistory).
+func (s *Store) openHistory(dir *os.Root, id string) (io.ReadCloser, int64, error) {
 	var (
 		f  *os.File
 		st historyState
 	)
-	err := s.withHistoryLock(id, syscall.LOCK_SH, func() error {
+	err := withHistoryLock(dir, id, syscall.LOCK_SH, func() error {
 		var err error
-		f, err = s.root.Open(path.Join(id, historyFile))
+		f, err = dir.Open(historyFile)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("sessions: reading the history of %s: %w", id, err)
 		}
-		b, err := s.root.ReadFile(path.Join(id, historyStateFile))
+		b, err := dir.ReadFile(historyStateFile)
 		var ok bool
 		if err == nil {
 			st, ok = parseHistoryState(b)
@@ -132,32 +124,9 @@ func (s *Store) OpenHistory(id string) (io.ReadCloser, int64, error) {
 	return readCloser{body, f}, st.size - 1, nil
 }
 
-// ReadHistory returns the JSON array in session id's history as a whole.
-// It holds the history in memory: OpenHistory streams it.
-func (s *Store) ReadHistory(id string) (json.RawMessage, error) {
-	r, _, err := s.OpenHistory(id)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("sessions: reading the history of %s: %w", id, err)
-	}
-	return json.RawMessage(bytes.TrimSpace(b)), nil
-}
-
-// AppendHistory appends one JSON value to session id's history and returns
-// the number of entries after it. It reads only the state record and the
-// final bytes of the file, never the history itself. Past max_history_size
-// it fails with ErrHistoryTooLarge, past the session's quota (files and
-// history together) with ErrQuotaExceeded, writing nothing. Appends to one
-// session are serialized within the process (a mutex) and across processes
-// on the host (flock on .claude/history.lock), so none is lost.
-func (s *Store) AppendHistory(id string, entry []byte) (int, error) {
-	if !ValidID(id) {
-		return 0, ErrNotFound
-	}
+// appendHistory appends entry to the history in dir, session id's
+// directory (see Handle.AppendHistory).
+func (s *Store) appendHistory(dir *os.Root, id string, entry []byte) (int, error) {
 	entry = bytes.TrimSpace(entry)
 	if len(entry) == 0 || !json.Valid(entry) {
 		return 0, ErrInvalidHistory
@@ -176,13 +145,13 @@ func (s *Store) AppendHistory(id string, entry []byte) (int, error) {
 	unlock := s.locks.lock(id)
 	defer unlock()
 	var count int
-	err := s.withHistoryLock(id, syscall.LOCK_EX, func() error {
-		f, err := s.root.OpenFile(path.Join(id, historyFile), os.O_RDWR|os.O_CREATE, 0o644)
+	err := withHistoryLock(dir, id, syscall.LOCK_EX, func() error {
+		f, err := dir.OpenFile(historyFile, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return fmt.Errorf("sessions: opening the history of %s: %w", id, err)
 		}
 		defer f.Close()
-		stf, err := s.root.OpenFile(path.Join(id, historyStateFile), os.O_RDWR|os.O_CREATE, 0o644)
+		stf, err := dir.OpenFile(historyStateFile, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return fmt.Errorf("sessions: opening the history state of %s: %w", id, err)
 		}
@@ -201,7 +170,7 @@ func (s *Store) AppendHistory(id string, entry []byte) (int, error) {
 			return fmt.Errorf("%w: %d bytes, the limit is %d", ErrHistoryTooLarge, next.size, cfg.MaxHistorySize)
 		}
 		if cfg.Quota > 0 {
-			files, err := s.FilesUsage(id)
+			files, err := s.filesUsage(dir, id)
 			if err != nil {
 				return err
 			}
@@ -313,9 +282,9 @@ func writeHistoryState(stf *os.File, st historyState) error {
 }
 
 // withHistoryLock runs fn holding the flock (how: LOCK_SH or LOCK_EX) of
-// session id's .claude/history.lock.
-func (s *Store) withHistoryLock(id string, how int, fn func() error) error {
-	lock, err := s.root.OpenFile(path.Join(id, historyLock), os.O_RDWR|os.O_CREATE, 0o644)
+// .claude/history.lock in dir, session id's directory.
+func withHistoryLock(dir *os.Root, id string, how int, fn func() error) error {
+	lock, err := dir.OpenFile(historyLock, os.O_RDWR|os.O_CREATE, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ErrNotFound
 	}

@@ -24,7 +24,7 @@ func TestHistoryAppendDoesNotReadTheFile(t *testing.T) {
 	ctx := context.Background()
 	st, _, ws := newStore(t, testenv.SQLiteDatabase(t), sessions.Config{MaxHistorySize: 8 << 30})
 	s, _ := st.Create(ctx, "alice")
-	if _, err := st.AppendHistory(s.ID, []byte(`"first"`)); err != nil {
+	if _, err := open(t, st, s).AppendHistory([]byte(`"first"`)); err != nil {
 		t.Fatal(err)
 	}
 	hist := filepath.Join(ws, "sessions", s.ID, ".claude", "history.json")
@@ -46,7 +46,7 @@ func TestHistoryAppendDoesNotReadTheFile(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	n, err := st.AppendHistory(s.ID, []byte(`{"role": "user", "text": "<hi>"}`))
+	n, err := open(t, st, s).AppendHistory([]byte(`{"role": "user", "text": "<hi>"}`))
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
@@ -77,12 +77,12 @@ func TestHistoryLimits(t *testing.T) {
 	hist := filepath.Join(ws, "sessions", s.ID, ".claude", "history.json")
 	entry := []byte(`"` + strings.Repeat("x", 40) + `"`) // 42 bytes
 	for i := 0; i < 2; i++ {
-		if _, err := st.AppendHistory(s.ID, entry); err != nil {
+		if _, err := open(t, st, s).AppendHistory(entry); err != nil {
 			t.Fatalf("append %d: %v", i+1, err)
 		}
 	}
 	before, _ := os.ReadFile(hist)
-	if _, err := st.AppendHistory(s.ID, entry); !errors.Is(err, sessions.ErrHistoryTooLarge) {
+	if _, err := open(t, st, s).AppendHistory(entry); !errors.Is(err, sessions.ErrHistoryTooLarge) {
 		t.Errorf("append past max_history_size = %v", err)
 	}
 	if after, _ := os.ReadFile(hist); !bytes.Equal(before, after) {
@@ -90,16 +90,16 @@ func TestHistoryLimits(t *testing.T) {
 	}
 
 	st.SetConfig(sessions.Config{MaxHistorySize: 1 << 20, Quota: 1000})
-	f := openFiles(t, st, s.ID)
+	f := openFiles(t, st, s)
 	if _, _, err := f.Put("a", bytes.NewReader(make([]byte, 850)), 850); err != nil {
 		t.Fatal(err)
 	}
 	// 850 + the history's 85 bytes of entries: 65 left, the entry needs 43.
-	if _, err := st.AppendHistory(s.ID, entry); err != nil {
+	if _, err := open(t, st, s).AppendHistory(entry); err != nil {
 		t.Fatalf("append within the quota: %v", err)
 	}
 	before, _ = os.ReadFile(hist)
-	if _, err := st.AppendHistory(s.ID, entry); !errors.Is(err, sessions.ErrQuotaExceeded) {
+	if _, err := open(t, st, s).AppendHistory(entry); !errors.Is(err, sessions.ErrQuotaExceeded) {
 		t.Errorf("append past the quota = %v", err)
 	}
 	if after, _ := os.ReadFile(hist); !bytes.Equal(before, after) {
@@ -110,7 +110,7 @@ func TestHistoryLimits(t *testing.T) {
 		t.Errorf("an upload into the room the history took = %v", err)
 	}
 	var arr []json.RawMessage
-	raw, _ := st.ReadHistory(s.ID)
+	raw, _ := open(t, st, s).ReadHistory()
 	if err := json.Unmarshal(raw, &arr); err != nil || len(arr) != 3 {
 		t.Errorf("history %s: %d entries, %v", raw, len(arr), err)
 	}
@@ -126,20 +126,20 @@ func TestHistoryRecovery(t *testing.T) {
 	dir := filepath.Join(ws, "sessions", s.ID, ".claude")
 	hist := filepath.Join(dir, "history.json")
 
-	if raw, err := st.ReadHistory(s.ID); err != nil || string(raw) != "[]" {
+	if raw, err := open(t, st, s).ReadHistory(); err != nil || string(raw) != "[]" {
 		t.Fatalf("new history = %s, %v", raw, err)
 	}
-	st.AppendHistory(s.ID, []byte(`1`))
-	st.AppendHistory(s.ID, []byte(`2`))
+	open(t, st, s).AppendHistory([]byte(`1`))
+	open(t, st, s).AppendHistory([]byte(`2`))
 	// A crash in the middle of the third append.
 	f, _ := os.OpenFile(hist, os.O_RDWR, 0)
 	info, _ := f.Stat()
 	f.WriteAt([]byte(`,{"tor`), info.Size()-2)
 	f.Close()
-	if raw, err := st.ReadHistory(s.ID); err != nil || string(raw) != "[1,2]" {
+	if raw, err := open(t, st, s).ReadHistory(); err != nil || string(raw) != "[1,2]" {
 		t.Errorf("history after a torn append = %s, %v", raw, err)
 	}
-	if n, err := st.AppendHistory(s.ID, []byte(`3`)); err != nil || n != 3 {
+	if n, err := open(t, st, s).AppendHistory([]byte(`3`)); err != nil || n != 3 {
 		t.Errorf("append after a torn one = %d, %v", n, err)
 	}
 	if b, _ := os.ReadFile(hist); string(b) != "[1,2,3]\n" {
@@ -149,14 +149,14 @@ func TestHistoryRecovery(t *testing.T) {
 	// A history from before the state record, pretty-printed by an operator.
 	os.Remove(filepath.Join(dir, "history.state"))
 	os.WriteFile(hist, []byte("[\n  {\"a\": 1},\n  [2]\n]\n\n"), 0o644)
-	if raw, err := st.ReadHistory(s.ID); err != nil || !json.Valid(raw) {
+	if raw, err := open(t, st, s).ReadHistory(); err != nil || !json.Valid(raw) {
 		t.Errorf("old history read = %s, %v", raw, err)
 	}
-	if n, err := st.AppendHistory(s.ID, []byte(`"c"`)); err != nil || n != 3 {
+	if n, err := open(t, st, s).AppendHistory([]byte(`"c"`)); err != nil || n != 3 {
 		t.Errorf("append to an old history = %d, %v", n, err)
 	}
 	var arr []json.RawMessage
-	raw, _ := st.ReadHistory(s.ID)
+	raw, _ := open(t, st, s).ReadHistory()
 	if err := json.Unmarshal(raw, &arr); err != nil || len(arr) != 3 || string(arr[2]) != `"c"` {
 		t.Errorf("old history after an append = %s (%v)", raw, err)
 	}
@@ -166,7 +166,7 @@ func TestHistoryRecovery(t *testing.T) {
 	// Not an array: refused, not overwritten.
 	os.Remove(filepath.Join(dir, "history.state"))
 	os.WriteFile(hist, []byte(`{"not":"an array"}`), 0o644)
-	if _, err := st.AppendHistory(s.ID, []byte(`1`)); err == nil {
+	if _, err := open(t, st, s).AppendHistory([]byte(`1`)); err == nil {
 		t.Error("append to a history that is not an array succeeded")
 	}
 	if b, _ := os.ReadFile(hist); string(b) != `{"not":"an array"}` {
@@ -190,10 +190,11 @@ func BenchmarkHistoryAppend(b *testing.B) {
 	ctx := context.Background()
 	big, _ := st.Create(ctx, "alice")
 	empty, _ := st.Create(ctx, "alice")
+	bigH, emptyH := open(b, st, big), open(b, st, empty)
 	entry := []byte(`"` + strings.Repeat("x", 1022) + `"`)
 	chunk := []byte(`"` + strings.Repeat("y", 1<<20-2) + `"`)
 	for i := 0; i < 30; i++ {
-		if _, err := st.AppendHistory(big.ID, chunk); err != nil {
+		if _, err := bigH.AppendHistory(chunk); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -202,12 +203,12 @@ func BenchmarkHistoryAppend(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		runtime.ReadMemStats(&m0)
-		if _, err := st.AppendHistory(big.ID, entry); err != nil {
+		if _, err := bigH.AppendHistory(entry); err != nil {
 			b.Fatal(err)
 		}
 		runtime.ReadMemStats(&m1)
 		bigAlloc += m1.TotalAlloc - m0.TotalAlloc
-		if _, err := st.AppendHistory(empty.ID, entry); err != nil {
+		if _, err := emptyH.AppendHistory(entry); err != nil {
 			b.Fatal(err)
 		}
 		runtime.ReadMemStats(&m0)

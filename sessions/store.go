@@ -362,13 +362,8 @@ func (s *Store) remove(ctx context.Context, id, query string, args ...any) (bool
 	return true, nil
 }
 
-// Touch records an access to session id: it moves last_active_at to now
-// (and metadata.json with it), at most once per Config.TouchInterval. It does
-// not check ownership; call Get first.
-func (s *Store) Touch(ctx context.Context, id string) error {
-	if !ValidID(id) {
-		return ErrNotFound
-	}
+// touch records an access to session id (see Handle.Touch).
+func (s *Store) touch(ctx context.Context, id string) error {
 	cfg := s.Config()
 	now := database.NowMillis()
 	if last, ok := s.touched.Load(id); ok && now-last.(int64) < cfg.TouchInterval.Milliseconds() {
@@ -380,7 +375,6 @@ func (s *Store) Touch(ctx context.Context, id string) error {
 		now, id, now)
 	if err != nil {
 		s.touched.Delete(id)
-		s.usage.Delete(id)
 		s.usage.Delete(id)
 		return fmt.Errorf("sessions: touch %s: %w", id, err)
 	}
@@ -398,11 +392,8 @@ func (s *Store) Touch(ctx context.Context, id string) error {
 	return s.writeMetadata(s.session(id, user, created, now, cfg))
 }
 
-// KeepActive touches session id (see Touch) while a long use of it goes
-// on, such as a run in its sandbox, so that it cannot expire underneath
-// that use. It touches until ctx ends or the returned stop is called; stop
-// waits for a touch in progress.
-func (s *Store) KeepActive(ctx context.Context, id string) (stop func()) {
+// keepActive touches session id while ctx lasts (see Handle.KeepActive).
+func (s *Store) keepActive(ctx context.Context, id string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -416,7 +407,7 @@ func (s *Store) KeepActive(ctx context.Context, id string) (stop func()) {
 				return
 			case <-t.C:
 			}
-			if err := s.Touch(ctx, id); err != nil && ctx.Err() == nil {
+			if err := s.touch(ctx, id); err != nil && ctx.Err() == nil {
 				s.logger.Warn("recording session activity", zap.String("session", id), zap.Error(err))
 			}
 		}
@@ -425,15 +416,6 @@ func (s *Store) KeepActive(ctx context.Context, id string) (stop func()) {
 		cancel()
 		<-done
 	}
-}
-
-// FilesDir returns the absolute path of session id's files/ directory, the
-// directory a sandbox mounts. It checks the id's form, not ownership.
-func (s *Store) FilesDir(id string) (string, error) {
-	if !ValidID(id) {
-		return "", ErrNotFound
-	}
-	return filepath.Join(s.dir, id, filesDir), nil
 }
 
 func (s *Store) session(id, userID string, created, active int64, cfg Config) Session {

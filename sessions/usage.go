@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
+	"os"
 	"sync"
 	"time"
 )
@@ -27,81 +27,60 @@ func (s *Store) counter(id string) *usageCounter {
 	return c.(*usageCounter)
 }
 
-// FilesUsage returns the bytes under session id's files/: the counter when
-// it is fresh, otherwise a new measure.
-func (s *Store) FilesUsage(id string) (int64, error) {
+// filesUsage returns the bytes under files/ in dir, session id's directory:
+// the counter when it is fresh, otherwise a new measure.
+func (s *Store) filesUsage(dir *os.Root, id string) (int64, error) {
 	c := s.counter(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.known && time.Since(c.at) < s.Config().UsageRefresh {
 		return c.bytes, nil
 	}
-	return s.measure(id, c)
+	return s.measure(dir, id, c)
 }
 
-// RefreshUsage measures session id's files/ now (after a run wrote to it)
-// and returns the bytes of the session: files and history together.
-func (s *Store) RefreshUsage(id string) (int64, error) {
+// refreshUsage measures files/ in dir, session id's directory, now and
+// returns the bytes of the session: files and history together.
+func (s *Store) refreshUsage(dir *os.Root, id string) (int64, error) {
 	c := s.counter(id)
 	c.mu.Lock()
-	files, err := s.measure(id, c)
+	files, err := s.measure(dir, id, c)
 	c.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	hist, err := s.historyUsage(id)
+	hist, err := historyUsage(dir, id)
 	if err != nil {
 		return 0, err
 	}
 	return files + hist, nil
 }
 
-// Usage returns the bytes a session holds against its quota: its files
-// (from the counter) and its history.
-func (s *Store) Usage(id string) (int64, error) {
-	files, err := s.FilesUsage(id)
+// quotaUsage returns the bytes session id (its directory: dir) holds against its
+// quota: its files (from the counter) and its history.
+func (s *Store) quotaUsage(dir *os.Root, id string) (int64, error) {
+	files, err := s.filesUsage(dir, id)
 	if err != nil {
 		return 0, err
 	}
-	hist, err := s.historyUsage(id)
+	hist, err := historyUsage(dir, id)
 	if err != nil {
 		return 0, err
 	}
 	return files + hist, nil
 }
 
-// historyUsage is what session id's history counts in its quota: its
-// entries, not the empty array every session starts with.
-func (s *Store) historyUsage(id string) (int64, error) {
-	n, err := s.HistorySize(id)
+// historyUsage is what the history in dir counts in its session's quota:
+// its entries, not the empty array every session starts with.
+func historyUsage(dir *os.Root, id string) (int64, error) {
+	n, err := historySize(dir, id)
 	return max(n-int64(len(emptyHistory)), 0), err
 }
 
-// CheckQuota returns ErrQuotaExceeded when session id holds more than its
-// quota (a run wrote past it): until files are removed, it gets no upload
-// and no run.
-func (s *Store) CheckQuota(id string) error {
-	quota := s.Config().Quota
-	if quota <= 0 {
-		return nil
-	}
-	used, err := s.Usage(id)
-	if err != nil {
-		return err
-	}
-	if used > quota {
-		return fmt.Errorf("%w: the session holds %d bytes of %d", ErrQuotaExceeded, used, quota)
-	}
-	return nil
-}
-
-// measure walks session id's files/ and stores the total in c, whose mutex
-// the caller holds.
-func (s *Store) measure(id string, c *usageCounter) (int64, error) {
-	if !ValidID(id) {
-		return 0, ErrNotFound
-	}
-	root, err := s.root.OpenRoot(path.Join(id, filesDir))
+// measure walks files/ in dir, session id's directory, and stores the total
+// in c, whose mutex the caller holds.
+func (s *Store) measure(dir *os.Root, id string, c *usageCounter) (int64, error) {
+	root, err := dir.OpenRoot(filesDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, ErrNotFound
 	}

@@ -62,19 +62,21 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > math.MaxInt32 || math.IsNaN(req.TimeoutSeconds) {
 		return h.invalidTimeout(nil)
 	}
-	if _, err := h.sessions.Get(ctx, id, user.ID); err != nil {
+	sess, release, err := h.sessions.Open(ctx, id, user.ID)
+	if err != nil {
 		return h.sessionError(err)
 	}
-	if err := h.sessions.Touch(ctx, id); err != nil && !errors.Is(err, context.Canceled) {
+	defer release()
+	if err := sess.Touch(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		h.logger.Warn("touching the session before a run", zap.String("session", id), zap.Error(err))
 	}
 	// A session a run took past its quota gets no further run until files
 	// are removed.
-	if err := h.sessions.CheckQuota(id); err != nil {
+	if err := sess.CheckQuota(); err != nil {
 		return h.sessionError(err)
 	}
 	// A run may outlast the session timeout: it is activity all along.
-	defer h.sessions.KeepActive(ctx, id)()
+	defer sess.KeepActive(ctx)()
 	spec := executor.Spec{
 		Language:  req.Language,
 		Code:      req.Code,
@@ -87,7 +89,7 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 	// A run that writes the session past its quota is stopped.
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	defer h.watchQuota(runCtx, cancel, id)()
+	defer h.watchQuota(runCtx, cancel, sess)()
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		return h.stream(w, r.WithContext(runCtx), spec)
 	}

@@ -18,13 +18,14 @@ var errRunOverQuota = errors.New("the run wrote past the session's quota")
 // session's files; a large tree is measured less often (see watchQuota).
 const minQuotaCheck = 250 * time.Millisecond
 
-// watchQuota measures session id while a run lasts and cancels the run
+// watchQuota measures the session while a run lasts and cancels the run
 // (cause errRunOverQuota) once the session holds more than the quota. The
 // period is at least minQuotaCheck and at least four times the last
 // measure's duration, so a tree of many files costs at most a quarter of a
 // core. The returned stop ends the watch and measures once more, so the
 // session's usage counter includes what the run wrote.
-func (h *Handler) watchQuota(ctx context.Context, cancel context.CancelCauseFunc, id string) (stop func()) {
+func (h *Handler) watchQuota(ctx context.Context, cancel context.CancelCauseFunc, sess *sessions.Handle) (stop func()) {
+	id := sess.ID()
 	quota := h.sessions.Config().Quota
 	if quota <= 0 {
 		return func() {}
@@ -43,7 +44,7 @@ func (h *Handler) watchQuota(ctx context.Context, cancel context.CancelCauseFunc
 			case <-time.After(period):
 			}
 			began := time.Now()
-			used, err := h.sessions.RefreshUsage(id)
+			used, err := sess.RefreshUsage()
 			period = max(minQuotaCheck, 4*time.Since(began))
 			if err != nil {
 				if !errors.Is(err, sessions.ErrNotFound) {
@@ -62,7 +63,7 @@ func (h *Handler) watchQuota(ctx context.Context, cancel context.CancelCauseFunc
 	return func() {
 		close(done)
 		<-finished
-		if _, err := h.sessions.RefreshUsage(id); err != nil && !errors.Is(err, sessions.ErrNotFound) {
+		if _, err := sess.RefreshUsage(); err != nil && !errors.Is(err, sessions.ErrNotFound) {
 			h.logger.Warn("measuring a session after a run", zap.String("session", id), zap.Error(err))
 		}
 	}

@@ -68,11 +68,12 @@ func (a *api) collection() error {
 func (a *api) session(id string) error {
 	switch a.r.Method {
 	case http.MethodGet, http.MethodHead:
-		sess, err := a.owned(id)
+		sess, release, err := a.owned(id)
 		if err != nil {
 			return err
 		}
-		apierror.WriteJSON(a.w, http.StatusOK, sess)
+		defer release()
+		apierror.WriteJSON(a.w, http.StatusOK, sess.Session())
 	case http.MethodDelete:
 		if err := a.h.store.Delete(a.r.Context(), id, a.user.ID); err != nil {
 			return a.apiError(err)
@@ -88,14 +89,16 @@ func (a *api) session(id string) error {
 
 // history serves /api/sessions/{id}/history.
 func (a *api) history(id string) error {
-	if _, err := a.owned(id); err != nil {
+	sess, release, err := a.owned(id)
+	if err != nil {
 		return err
 	}
+	defer release()
 	switch a.r.Method {
 	case http.MethodGet, http.MethodHead:
 		// Streamed from the file: the answer costs no memory however
 		// long the history is.
-		body, n, err := a.h.store.OpenHistory(id)
+		body, n, err := sess.OpenHistory()
 		if err != nil {
 			return a.apiError(err)
 		}
@@ -128,7 +131,7 @@ func (a *api) history(id string) error {
 		if int64(len(body)) > limit {
 			return a.apiError(sessions.ErrFileTooLarge)
 		}
-		n, err := a.h.store.AppendHistory(id, body)
+		n, err := sess.AppendHistory(body)
 		if err != nil {
 			return a.apiError(err)
 		}
@@ -139,17 +142,18 @@ func (a *api) history(id string) error {
 	return nil
 }
 
-// owned returns the session if the user owns it, moving its last_active_at;
-// otherwise the error to answer (404 for someone else's session).
-func (a *api) owned(id string) (sessions.Session, error) {
-	sess, err := a.h.store.Get(a.r.Context(), id, a.user.ID)
+// owned opens the session for the user, its owner, and moves its
+// last_active_at; anything else is the error to answer (404 for someone
+// else's session, with nothing done). Call release once done.
+func (a *api) owned(id string) (sess *sessions.Handle, release func(), err error) {
+	sess, release, err = a.h.store.Open(a.r.Context(), id, a.user.ID)
 	if err != nil {
-		return sess, a.apiError(err)
+		return nil, nil, a.apiError(err)
 	}
-	if err := a.h.store.Touch(a.r.Context(), id); err != nil {
+	if err := sess.Touch(a.r.Context()); err != nil {
 		a.h.logger.Warn("recording session activity", zap.String("session", id), zap.Error(err))
 	}
-	return sess, nil
+	return sess, release, nil
 }
 
 // methodNotAllowed sets Allow and returns 405.

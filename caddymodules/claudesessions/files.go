@@ -16,18 +16,19 @@ import (
 
 // files serves /api/sessions/{id}/files/{escaped}.
 func (a *api) files(id, escaped string) error {
-	if _, err := a.owned(id); err != nil {
+	sess, release, err := a.owned(id)
+	if err != nil {
 		return err
 	}
+	defer release()
 	rel, dir, err := sessions.ParsePath(escaped)
 	if err != nil {
 		return a.apiError(err)
 	}
-	f, err := a.h.store.OpenFiles(id)
+	f, err := sess.Files()
 	if err != nil {
 		return a.apiError(err)
 	}
-	defer f.Close()
 	switch a.r.Method {
 	case http.MethodGet, http.MethodHead:
 		if dir {

@@ -124,7 +124,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	default:
 		// The backend's own per-session routes (agent messages, streams):
 		// the gateway vouches for ownership, then proxies them.
-		if _, err = api.owned(id); err == nil {
+		var release func()
+		if _, release, err = api.owned(id); err == nil {
+			release()
 			return next.ServeHTTP(w, r)
 		}
 	}
@@ -151,9 +153,11 @@ func (h *Handler) backendSession(w http.ResponseWriter, r *http.Request, next ca
 		return claudeerror.Error(apierror.SessionNotFound.Err())
 	}
 	api := &api{h: h, w: w, r: r, user: user}
-	if _, err := api.owned(id); err != nil {
+	_, release, err := api.owned(id)
+	if err != nil {
 		return claudeerror.Error(err)
 	}
+	release()
 	return next.ServeHTTP(w, r)
 }
 

@@ -100,13 +100,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		writePage(w, http.StatusNotFound, "Not found", "No such IDE.", 0)
 		return nil
 	}
-	if _, err := h.sessions.Get(r.Context(), id, user.ID); err != nil {
+	sess, release, err := h.sessions.Open(r.Context(), id, user.ID)
+	if err != nil {
 		if errors.Is(err, sessions.ErrNotFound) {
 			writePage(w, http.StatusNotFound, "Not found", "No such IDE.", 0)
 			return nil
 		}
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
+	defer release()
 	if rest == "" {
 		target := "/s/" + id + "/"
 		if r.URL.RawQuery != "" {
@@ -122,12 +124,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.refuse(w, r, id, err)
 	}
-	if err := h.sessions.Touch(r.Context(), id); err != nil {
+	if err := sess.Touch(r.Context()); err != nil {
 		h.logger.Warn("recording IDE activity", zap.String("session", id), zap.Error(err))
 	}
 	if isUpgrade(r) {
 		// A long-lived socket is use for as long as it is open.
-		defer h.keepUsed(r.Context(), id)()
+		defer h.keepUsed(r.Context(), sess)()
 	}
 	caddyhttp.SetVar(r.Context(), socketVar, ws.Socket)
 	stripPrefix(r, "/s/"+id)
@@ -137,9 +139,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // keepUsed holds the workspace and keeps the session active while a
 // WebSocket is open, so an IDE in use is never stopped as idle nor its
 // session expired.
-func (h *Handler) keepUsed(ctx context.Context, id string) (stop func()) {
-	release := h.workspaces.Hold(id)
-	stopSession := h.sessions.KeepActive(ctx, id)
+func (h *Handler) keepUsed(ctx context.Context, sess *sessions.Handle) (stop func()) {
+	release := h.workspaces.Hold(sess.ID())
+	stopSession := sess.KeepActive(ctx)
 	return func() {
 		stopSession()
 		release()
