@@ -8,7 +8,10 @@
 #      routing),
 # 2-4 over HTTPS and over plain HTTP (-http), with wrk (Debian package), in
 # interleaved rounds so that a change in the machine's load hits every target
-# alike. Prints the median requests/s and p99 of each, and the ratios.
+# alike. Prints the median requests/s and p99 of each, and the ratios; and,
+# for the gateway's targets, the gateway process's CPU time per request (user +
+# system, from /proc, over each round), whose ratio does not depend on what
+# else the machine runs, unlike requests/s on a shared machine.
 # Usage: bench/run.sh [seconds per round] [connections] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,17 +59,25 @@ grep -qF "$app_site" Caddyfile.dev || { echo "bench: the app site of Caddyfile.d
 cp snippets.caddyfile "$work/" # the Caddyfile imports it from beside itself
 # The access log is part of the app route's cost; keep it, but off the terminal.
 bin/claude-gateway run --config "$work/Caddyfile" --adapter caddyfile >"$work/gateway.log" 2>&1 & pids+=($!)
+gateway=$!
 for _ in $(seq 1 100); do
 	curl -skf "https://localhost:$CLAUDE_HTTPS_PORT/api/live" >/dev/null 2>&1 && break
 	sleep 0.2
 done
 token=$("$work/mktoken")
 
-run() { # name url [header]: one round, appended to $work/<name>.{rps,p99}
+# cpu_ticks: the gateway's CPU time so far (user + system, all threads), in
+# clock ticks; the fields after the command name, which is in parentheses.
+cpu_ticks() { sed 's/.*) //' "/proc/$gateway/stat" | awk '{print $12 + $13}'; }
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
+run() { # name url [header]: one round, appended to $work/<name>.{rps,p99,cpu}
 	local name=$1 url=$2 hdr=${3:-}
 	local args=(-t1 -c"$conns" -d"${secs}s" --latency)
 	[ -n "$hdr" ] && args+=(-H "$hdr")
+	local before; before=$(cpu_ticks)
 	local out; out=$(wrk "${args[@]}" "$url")
+	local ticks=$(($(cpu_ticks) - before))
 	if grep -q 'Non-2xx' <<<"$out"; then
 		echo "bench: $name answered non-2xx responses:" >&2
 		echo "$out" >&2
@@ -74,11 +85,12 @@ run() { # name url [header]: one round, appended to $work/<name>.{rps,p99}
 	fi
 	awk '/Requests\/sec/ {print $2}' <<<"$out" >>"$work/$name.rps"
 	awk '$1=="99%" {print $2}' <<<"$out" >>"$work/$name.p99"
+	awk -v t="$ticks" -v us="$tick_us" '/requests in/ {print t * us / $1}' <<<"$out" >>"$work/$name.cpu"
 }
 
-echo "edge benchmark: $rounds rounds of ${secs}s per target, $conns connections, wrk -t1, $(nproc) cores"
+echo "edge benchmark: load average $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds of ${secs}s per target, $conns connections, wrk -t1, $(nproc) cores"
 targets=(direct bare bare+log app bare-http bare+log-http app-http)
-for name in "${targets[@]}"; do : >"$work/$name.rps"; : >"$work/$name.p99"; done
+for name in "${targets[@]}"; do : >"$work/$name.rps"; : >"$work/$name.p99"; : >"$work/$name.cpu"; done
 wrk -t1 -c"$conns" -d2s "https://localhost:$CLAUDE_HTTPS_PORT/" -H "Authorization: Bearer $token" >/dev/null # warm-up
 for ((i = 1; i <= rounds; i++)); do
 	run direct "http://127.0.0.1:$up_port/"
@@ -98,10 +110,16 @@ def ms(v):
             return float(v[: -len(unit)]) * f
 rps = {n: statistics.median(float(x) for x in (d / f"{n}.rps").read_text().split()) for n in names}
 p99 = {n: statistics.median(ms(x) for x in (d / f"{n}.p99").read_text().split()) for n in names}
+# The direct target does not go through the gateway: its CPU figure is the
+# gateway idling, left out.
+cpu = {n: statistics.median(float(x) for x in (d / f"{n}.cpu").read_text().split()) for n in names if n != "direct"}
 for n in names:
-    print(f"{n:14s} {rps[n]:10.0f} req/s   p99 {p99[n]:7.2f} ms   (median of rounds)")
+    c = f"   gateway CPU {cpu[n]:6.1f} us/req" if n in cpu else ""
+    print(f"{n:14s} {rps[n]:10.0f} req/s   p99 {p99[n]:7.2f} ms{c}   (median of rounds)")
 for sfx, label in (("", "HTTPS"), ("-http", "HTTP ")):
     a, b, bl = rps["app" + sfx], rps["bare" + sfx], rps["bare+log" + sfx]
     print(f"{label}  app/bare = {a/b:.3f} (target >= 0.90)   bare+log/bare = {bl/b:.3f} (the access log alone)   app/bare+log = {a/bl:.3f}")
+    a, b, bl = cpu["app" + sfx], cpu["bare" + sfx], cpu["bare+log" + sfx]
+    print(f"{label}  by gateway CPU per request, bare/app = {b/a:.3f} (target >= 0.90)   bare/bare+log = {b/bl:.3f}   bare+log/app = {bl/a:.3f}")
 print(f"bare/direct = {rps['bare']/rps['direct']:.3f}")
 PY

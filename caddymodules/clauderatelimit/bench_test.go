@@ -182,12 +182,13 @@ func BenchmarkMemoryZoneThroughput(b *testing.B) {
 
 // BenchmarkSQLZoneLatencyMariaDB sends a steady 500 req/s (open loop: each
 // request leaves on schedule, whatever the answers before it) through a
-// MariaDB-store zone and, interleaved, 500 req/s through no limiter, from
-// 1000 distinct users,
-// and reports the p50 and p99 latency of each and the difference, which is
-// what the store adds (target: p99 under 2 ms). It runs on the shared MariaDB
-// (durable commits: innodb_flush_log_at_trx_commit=1, an fsync per hit) and
-// on a private one with innodb_flush_log_at_trx_commit=2.
+// MariaDB-store zone (sync_interval at its default, 250ms: batched) and,
+// interleaved, 500 req/s through a memory-store zone (no I/O) on the same
+// gateway, from 1000 distinct users, and reports the p50 and p99 latency of
+// each and the difference, added_p99_ms, which is what the store adds
+// (target: at most 2 ms). It runs on the shared MariaDB (durable commits:
+// innodb_flush_log_at_trx_commit=1) and on a private one with
+// innodb_flush_log_at_trx_commit=2.
 func BenchmarkSQLZoneLatencyMariaDB(b *testing.B) {
 	for _, db := range []struct {
 		name    string
@@ -201,22 +202,22 @@ func BenchmarkSQLZoneLatencyMariaDB(b *testing.B) {
 			base, _ := startBench(b, setting)
 			c := benchClient(64)
 			closedLoop(b, c, base+"/sql/warm", 1000, 8)
-			closedLoop(b, c, base+"/plain/warm", 1000, 8)
+			closedLoop(b, c, base+"/memory/warm", 1000, 8)
 			const rate, seconds = 500, 4
 			b.ResetTimer()
-			var sqlLat, plainLat []time.Duration
+			var sqlLat, memLat []time.Duration
 			for i := 0; i < b.N; i++ {
-				s, p := openLoop(b, c, base+"/sql/x", base+"/plain/x", rate, seconds)
-				sqlLat, plainLat = append(sqlLat, s...), append(plainLat, p...)
+				s, m := openLoop(b, c, base+"/sql/x", base+"/memory/x", rate, seconds)
+				sqlLat, memLat = append(sqlLat, s...), append(memLat, m...)
 			}
 			b.StopTimer()
 			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 			sp50, sp99 := percentile(sqlLat, 50), percentile(sqlLat, 99)
-			pp50, pp99 := percentile(plainLat, 50), percentile(plainLat, 99)
+			pp50, pp99 := percentile(memLat, 50), percentile(memLat, 99)
 			b.ReportMetric(ms(sp50), "sql_p50_ms")
 			b.ReportMetric(ms(sp99), "sql_p99_ms")
-			b.ReportMetric(ms(pp50), "plain_p50_ms")
-			b.ReportMetric(ms(pp99), "plain_p99_ms")
+			b.ReportMetric(ms(pp50), "memory_p50_ms")
+			b.ReportMetric(ms(pp99), "memory_p99_ms")
 			b.ReportMetric(ms(sp50-pp50), "added_p50_ms")
 			b.ReportMetric(ms(sp99-pp99), "added_p99_ms")
 		})
