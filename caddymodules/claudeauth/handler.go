@@ -206,25 +206,40 @@ func isIdentityHeader(name string) bool {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	tok, method, r := presentedToken(r)
+	p, r := presentedToken(r)
+	public := h.public.Match(r.URL.Path)
+	if p.typ == h.Token {
+		// An earlier claude_auth of this route verified this token for the
+		// same type, stripped what upstreams must not get and set the
+		// identity: only the decision is left.
+		return h.decide(w, r, next, p, public)
+	}
 	StripIdentityHeaders(r)
 	StripCredentials(r)
 	GuardConnectionHeader(r)
 	SetClientAddress(r)
-	public := h.public.Match(r.URL.Path)
-	claims, err := h.authenticate(tok)
-	if err != nil {
+	p.typ = h.Token
+	p.claims, p.err = h.authenticate(p.token)
+	if p.err == nil {
+		r = SetIdentity(r, p.claims, p.method)
+	}
+	return h.decide(w, r, next, p, public)
+}
+
+// decide passes r on when its token was good or its path is public, and
+// refuses it otherwise.
+func (h *Handler) decide(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p *presented, public bool) error {
+	if p.err != nil {
 		if public {
 			return next.ServeHTTP(w, r)
 		}
-		if !errors.Is(err, ErrNoToken) {
-			h.logger.Debug("token refused", zap.Error(err), zap.String("method", method))
+		if !errors.Is(p.err, ErrNoToken) {
+			h.logger.Debug("token refused", zap.Error(p.err), zap.String("method", p.method))
 		}
 		return h.refuse(w, r)
 	}
-	r = SetIdentity(r, claims, method)
 	if h.ForwardToken {
-		r.Header.Set("Authorization", "Bearer "+tok)
+		r.Header.Set("Authorization", "Bearer "+p.token)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -240,21 +255,31 @@ func (h *Handler) authenticate(tok string) (*auth.Claims, error) {
 // presentedKey is the context key of the token a request presented.
 type presentedKey struct{}
 
-// presented is the token a request presented and how.
-type presented struct{ token, method string }
+// presented is the token a request presented, how, and what the first
+// claude_auth of the route found it to be.
+type presented struct {
+	token, method string
+	// typ is the token type it was verified for ("" before that), claims
+	// and err the outcome.
+	typ    string
+	claims *auth.Claims
+	err    error
+}
 
-// presentedToken returns the token r presents (see TokenFromRequest) and
-// how. The first claude_auth of a route keeps it in the request's context
-// before it strips the credentials, so that a later claude_auth on the same
-// route (a route may identify the caller first, count the request, then
-// decide) verifies the same token.
-func presentedToken(r *http.Request) (string, string, *http.Request) {
-	if p, ok := r.Context().Value(presentedKey{}).(presented); ok {
-		return p.token, p.method, r
+// presentedToken returns the token r presents (see TokenFromRequest), how,
+// and the outcome of its verification if a claude_auth verified it already.
+// The first claude_auth of a route keeps it in the request's context before
+// it strips the credentials, so that a later claude_auth on the same route
+// (a route may identify the caller first, count the request, then decide)
+// decides on the same token without verifying it again.
+func presentedToken(r *http.Request) (*presented, *http.Request) {
+	if p, ok := r.Context().Value(presentedKey{}).(*presented); ok {
+		return p, r
 	}
-	tok, method := TokenFromRequest(r)
-	r = r.WithContext(context.WithValue(r.Context(), presentedKey{}, presented{tok, method}))
-	return tok, method, r
+	p := new(presented)
+	p.token, p.method = TokenFromRequest(r)
+	r = r.WithContext(context.WithValue(r.Context(), presentedKey{}, p))
+	return p, r
 }
 
 // SetIdentity puts the verified user of claims into the context, the
@@ -269,9 +294,11 @@ func SetIdentity(r *http.Request, claims *auth.Claims, method string) *http.Requ
 		repl.Set(PlaceholderMethod, method)
 		repl.Set(PlaceholderTokenType, claims.Type)
 	}
-	r.Header.Set(HeaderUserID, u.ID)
-	r.Header.Set(HeaderUserName, u.Username)
-	r.Header.Set(HeaderUserRole, u.Role)
+	// One backing array for the three values; the names are canonical.
+	v := [3]string{u.ID, u.Username, u.Role}
+	r.Header[HeaderUserID] = v[0:1:1]
+	r.Header[HeaderUserName] = v[1:2:2]
+	r.Header[HeaderUserRole] = v[2:3:3]
 	return r
 }
 
