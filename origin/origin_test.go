@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -337,6 +338,30 @@ func TestCrossSiteFetch(t *testing.T) {
 		}
 		if got := CrossSiteFetch(r); got != tc.want {
 			t.Errorf("Sec-Fetch-Site %q: %v, want %v", tc.vals, got, tc.want)
+		}
+	}
+}
+
+// An upstream's Vary is kept, and Origin is added once whatever case or
+// list position the upstream already gave it.
+func TestAddVaryKeepsUpstreamValues(t *testing.T) {
+	for _, tc := range []struct {
+		have []string
+		want []string
+	}{
+		{nil, []string{"Origin"}},
+		{[]string{"Accept-Encoding"}, []string{"Accept-Encoding", "Origin"}},
+		{[]string{"Accept-Encoding, origin"}, []string{"Accept-Encoding, origin"}},
+		{[]string{"Accept", " ORIGIN "}, []string{"Accept", " ORIGIN "}},
+		{[]string{"Originator"}, []string{"Originator", "Origin"}},
+	} {
+		h := http.Header{}
+		if tc.have != nil {
+			h["Vary"] = append([]string(nil), tc.have...)
+		}
+		addVary(h, "Origin")
+		if got := h["Vary"]; strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("Vary %q: got %q, want %q", tc.have, got, tc.want)
 		}
 	}
 }

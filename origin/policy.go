@@ -143,7 +143,7 @@ func (p *Policy) Preflight(h http.Header, r *http.Request) bool {
 // an upstream cannot widen the policy.
 func (p *Policy) CORS(h http.Header, r *http.Request) {
 	for _, name := range corsResponseHeaders {
-		h.Del(name)
+		delete(h, name) // canonical names: Del would canonicalise them again
 	}
 	addVary(h, "Origin")
 	origin := requestOrigin(r)
@@ -155,6 +155,7 @@ func (p *Policy) CORS(h http.Header, r *http.Request) {
 	h.Set("Access-Control-Expose-Headers", strings.Join(orDefault(p.ExposeHeaders, DefaultExposeHeaders), ", "))
 }
 
+// corsResponseHeaders are the CORS response headers, in canonical form.
 var corsResponseHeaders = []string{
 	"Access-Control-Allow-Origin",
 	"Access-Control-Allow-Credentials",
@@ -250,16 +251,24 @@ func orDefault(v, def []string) []string {
 
 // addVary adds names to the Vary header unless already there.
 func addVary(h http.Header, names ...string) {
-	have := map[string]bool{}
-	for _, v := range h.Values("Vary") {
-		for _, tok := range strings.Split(v, ",") {
-			have[strings.ToLower(strings.TrimSpace(tok))] = true
-		}
-	}
 	for _, n := range names {
-		if !have[strings.ToLower(n)] {
+		if !hasVary(h["Vary"], n) {
 			h.Add("Vary", n)
-			have[strings.ToLower(n)] = true
 		}
 	}
+}
+
+// hasVary reports whether the Vary values name name (compared without
+// regard to case), without allocating.
+func hasVary(values []string, name string) bool {
+	for _, v := range values {
+		for rest := v; rest != ""; {
+			var tok string
+			tok, rest, _ = strings.Cut(rest, ",")
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return true
+			}
+		}
+	}
+	return false
 }

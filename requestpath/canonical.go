@@ -47,6 +47,13 @@ func Canonical(escaped string) (Path, error) {
 	if !strings.HasPrefix(escaped, "/") {
 		return Path{}, fmt.Errorf("%w: it does not start with /", ErrAmbiguous)
 	}
+	if isPlain(escaped) {
+		// Nothing to decode or re-encode (the common case): no copy.
+		if err := checkSegments(escaped); err != nil {
+			return Path{}, err
+		}
+		return Path{Decoded: escaped, Escaped: escaped}, nil
+	}
 	var dec, esc strings.Builder
 	dec.Grow(len(escaped))
 	esc.Grow(len(escaped))
@@ -79,6 +86,17 @@ func Canonical(escaped string) (Path, error) {
 		return Path{}, err
 	}
 	return p, nil
+}
+
+// isPlain reports whether every byte of s stands as is in a canonical path,
+// so that s is its own decoded and canonical form.
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; !isUnreserved(b) && !isPlainInPath(b) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkSegments refuses empty, "." and ".." segments; a final empty segment

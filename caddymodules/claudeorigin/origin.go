@@ -131,7 +131,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// (a 401, a 429) carry them, and again when the response starts, so an
 	// upstream's own CORS headers never survive.
 	h.policy.CORS(w.Header(), r)
-	return next.ServeHTTP(&corsWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, apply: func(hdr http.Header) { h.policy.CORS(hdr, r) }}, r)
+	cw := &corsWriter{policy: h.policy, r: r}
+	cw.ResponseWriterWrapper.ResponseWriter = w
+	return next.ServeHTTP(cw, r)
 }
 
 // refuse logs a refused request and returns its error.
@@ -143,17 +145,19 @@ func (h *Handler) refuse(r *http.Request, e *apierror.Error) error {
 	return claudeerror.Error(e)
 }
 
-// corsWriter re-applies the CORS headers when the response starts.
+// corsWriter re-applies the CORS headers of r when the response starts. One
+// allocation per request: the wrapper is embedded, not pointed to.
 type corsWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	apply       func(http.Header)
+	caddyhttp.ResponseWriterWrapper
+	policy      *origin.Policy
+	r           *http.Request
 	wroteHeader bool
 }
 
 func (cw *corsWriter) WriteHeader(status int) {
 	if !cw.wroteHeader && (status >= 200 || status == http.StatusSwitchingProtocols) {
 		cw.wroteHeader = true
-		cw.apply(cw.Header())
+		cw.policy.CORS(cw.Header(), cw.r)
 	}
 	cw.ResponseWriterWrapper.WriteHeader(status)
 }
