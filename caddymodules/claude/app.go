@@ -1,7 +1,7 @@
 // Package claude is the `claude` Caddy app: it owns what outlives a request and
 // must survive a config reload — the database pool, the health registry, the
-// session store, the executor and the session workspaces — and shares them
-// with the gateway's handlers.
+// audit trail, the session store, the auth service, the executor and the
+// session workspaces — and shares them with the gateway's handlers.
 package claude
 
 import (
@@ -38,9 +38,9 @@ type App struct {
 	// Nil means the defaults.
 	SessionsConfig *SessionsConfig `json:"sessions,omitempty"`
 
-	// Auth configures access tokens, refresh tokens and login regulation
-	// (the `auth` sub-option; see auth.go). Nil means the defaults.
-	Auth *AuthConfig `json:"auth,omitempty"`
+	// AuthConfig configures access tokens, refresh tokens and login
+	// regulation (the `auth` sub-option; see auth.go). Nil means the defaults.
+	AuthConfig *AuthConfig `json:"auth,omitempty"`
 
 	// ExecutorConfig configures sandboxed code execution (the `executor`
 	// sub-option; see executor.go). Nil means the defaults.

@@ -92,10 +92,10 @@ type AuthConfig struct {
 //	    bcrypt_cost          <n>
 //	}
 func parseAuthOption(d *caddyfile.Dispenser, app *App) error {
-	if app.Auth == nil {
-		app.Auth = new(AuthConfig)
+	if app.AuthConfig == nil {
+		app.AuthConfig = new(AuthConfig)
 	}
-	c := app.Auth
+	c := app.AuthConfig
 	if d.NextArg() {
 		return d.ArgErr()
 	}

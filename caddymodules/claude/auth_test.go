@@ -69,10 +69,10 @@ func TestAuthOption(t *testing.T) {
 			if err := json.Unmarshal(v.(httpcaddyfile.App).Value, &app); err != nil {
 				t.Fatal(err)
 			}
-			if app.Auth == nil {
+			if app.AuthConfig == nil {
 				t.Fatal("no auth config")
 			}
-			got, _ := json.Marshal(app.Auth)
+			got, _ := json.Marshal(app.AuthConfig)
 			want, _ := json.Marshal(tc.want)
 			if string(got) != string(want) {
 				t.Fatalf("got %s\nwant %s", got, want)

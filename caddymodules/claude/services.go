@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/workspaces"
 )
@@ -49,8 +50,11 @@ func (p pooledWorkspaces) Destruct() error {
 }
 
 // services are the shared services the app starts on first request by a
-// module (not every config executes code), and releases in Cleanup.
+// module (not every config authenticates or executes code), and releases in
+// Cleanup.
 type services struct {
+	auth *auth.Service // holds a reference into authStates
+
 	executor    *executor.Executor
 	executorKey string
 
@@ -184,6 +188,7 @@ func (a *App) Workspaces() (*workspaces.Manager, error) {
 
 // cleanupServices releases this config's references to the services.
 func (a *App) cleanupServices() {
+	a.cleanupAuth()
 	if a.svc.cancelHook != nil {
 		a.svc.cancelHook()
 	}

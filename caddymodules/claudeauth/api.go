@@ -19,6 +19,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/audit"
 	"github.com/claude-gateway/claude-gateway/auth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 )
 
@@ -41,7 +42,8 @@ const maxLoginBody = 16 << 10
 //     the refresh cookie's session are revoked at once; cookies cleared.
 //   - GET /api/auth/me: {"id","username","role"} of the presented token.
 type APIHandler struct {
-	auth   *Auth
+	auth   *auth.Service
+	audit  *audit.Writer
 	logger *zap.Logger
 }
 
@@ -53,19 +55,17 @@ func (APIHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision acquires the auth service.
+// Provision takes the `claude` app's auth service and audit trail.
 func (h *APIHandler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	a, err := Acquire(ctx)
+	app, err := claude.FromContext(ctx)
 	if err != nil {
 		return err
 	}
-	h.auth = a
-	return nil
+	h.audit = app.Audit()
+	h.auth, err = app.Auth()
+	return err
 }
-
-// Cleanup releases the auth service.
-func (h *APIHandler) Cleanup() error { return h.auth.Release() }
 
 // TokenResponse is the body of a successful login or refresh.
 type TokenResponse struct {
@@ -120,7 +120,7 @@ func (h *APIHandler) login(w http.ResponseWriter, r *http.Request) error {
 		return apierror.InvalidRequest.Wrap(err)
 	}
 	sess, err := h.auth.LoginWithDevice(r.Context(), body.Username, body.Password, ClientIP(r), DeviceToken(r))
-	h.auth.RecordLogin(r, body.Username, "api", &sess, err)
+	RecordLogin(h.audit, r, body.Username, "api", &sess, err)
 	if err != nil {
 		return LoginError(w, err)
 	}
@@ -169,7 +169,7 @@ func (h *APIHandler) refresh(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, auth.ErrRefreshReused):
 		h.logger.Warn("refresh token re-used: session revoked", zap.String("client_ip", ClientIP(r)))
-		h.auth.Audit.Record(audit.Event{Kind: audit.RefreshReused, ClientIP: ClientIP(r), Outcome: "session_revoked"})
+		h.audit.Record(audit.Event{Kind: audit.RefreshReused, ClientIP: ClientIP(r), Outcome: "session_revoked"})
 		ClearSessionCookies(w)
 		return apierror.InvalidRefreshToken.Wrap(err)
 	case errors.Is(err, auth.ErrInvalidRefresh):
@@ -183,7 +183,7 @@ func (h *APIHandler) refresh(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *APIHandler) logout(w http.ResponseWriter, r *http.Request) error {
-	claims, _, _ := h.auth.UserFromRequest(r)
+	claims, _, _ := UserFromRequest(h.auth, r)
 	var refresh string
 	if c, err := r.Cookie(RefreshCookie); err == nil {
 		refresh = c.Value
@@ -195,7 +195,7 @@ func (h *APIHandler) logout(w http.ResponseWriter, r *http.Request) error {
 	if claims != nil {
 		e.Actor, e.ActorID = claims.Username, claims.Subject
 	}
-	h.auth.Audit.Record(e)
+	h.audit.Record(e)
 	ClearSessionCookies(w)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
@@ -203,7 +203,7 @@ func (h *APIHandler) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *APIHandler) me(w http.ResponseWriter, r *http.Request) error {
-	claims, _, err := h.auth.UserFromRequest(r)
+	claims, _, err := UserFromRequest(h.auth, r)
 	if err != nil {
 		return Unauthorized(w)
 	}
@@ -229,7 +229,6 @@ func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*APIHandler)(nil)
-	_ caddy.CleanerUpper          = (*APIHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*APIHandler)(nil)
 	_ caddyfile.Unmarshaler       = (*APIHandler)(nil)
 )

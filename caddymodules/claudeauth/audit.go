@@ -8,10 +8,10 @@ import (
 	"github.com/claude-gateway/claude-gateway/auth"
 )
 
-// RecordLogin adds a sign-in to the audit trail: a success with the account,
+// RecordLogin adds a sign-in to trail: a success with the account,
 // or a failure with the name tried and why ("banned", "invalid_credentials",
 // "error"). via says where ("api", "form"). The password is never recorded.
-func (a *Auth) RecordLogin(r *http.Request, username, via string, sess *auth.Session, err error) {
+func RecordLogin(trail *audit.Writer, r *http.Request, username, via string, sess *auth.Session, err error) {
 	e := audit.Event{Kind: audit.SignIn, Actor: auth.NormalizeUsername(username), ClientIP: ClientIP(r),
 		Details: map[string]string{"via": via}}
 	var banned *auth.BannedError
@@ -25,5 +25,5 @@ func (a *Auth) RecordLogin(r *http.Request, username, via string, sess *auth.Ses
 	default:
 		e.Kind, e.Outcome = audit.SignInFailed, "error"
 	}
-	a.Audit.Record(e)
+	trail.Record(e)
 }

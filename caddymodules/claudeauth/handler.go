@@ -1,3 +1,9 @@
+// Package claudeauth wires the auth domain package into Caddy: the
+// `claude_auth` handler (token check, identity headers) and the
+// `claude_auth_api` handler (/api/auth/login, /refresh, /logout, /me). The
+// auth service itself is the `claude` app's (claude.App.Auth); other
+// handlers (the console, IDE sign-on, the login page) use this package's
+// cookie helpers, UserFromRequest and RecordLogin with it.
 package claudeauth
 
 import (
@@ -16,6 +22,7 @@ import (
 
 	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/auth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/requestpath"
@@ -99,7 +106,7 @@ type Handler struct {
 	// expanded. Default: "/auth/login".
 	LoginURL string `json:"login_url,omitempty"`
 
-	auth   *Auth
+	auth   *auth.Service
 	public requestpath.Patterns
 	logger *zap.Logger
 }
@@ -112,7 +119,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision acquires the auth service and compiles the public paths.
+// Provision takes the `claude` app's auth service and compiles the public
+// paths.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Token == "" {
@@ -122,12 +130,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.LoginURL = "/auth/login"
 	}
 	h.public = requestpath.Patterns(h.Public)
-	a, err := Acquire(ctx)
+	app, err := claude.FromContext(ctx)
 	if err != nil {
 		return err
 	}
-	h.auth = a
-	return nil
+	h.auth, err = app.Auth()
+	return err
 }
 
 // Validate checks the configuration.
@@ -142,9 +150,6 @@ func (h *Handler) Validate() error {
 	}
 	return nil
 }
-
-// Cleanup releases the auth service.
-func (h *Handler) Cleanup() error { return h.auth.Release() }
 
 // StripIdentityHeaders removes client-sent identity headers from r,
 // including spellings with '_' for '-' and any case; and, as reverse_proxy
@@ -402,7 +407,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
-	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

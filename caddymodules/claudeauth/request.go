@@ -40,19 +40,19 @@ func TokenFromRequest(r *http.Request) (token, method string) {
 // TokenFromRequest) against the signature, claims and revocation list. It
 // returns the claims and how the token came; errors wrap auth.ErrInvalidToken.
 // An IDE token is refused.
-func (a *Auth) UserFromRequest(r *http.Request) (*auth.Claims, string, error) {
-	return a.UserFromRequestType(r, auth.TokenTypeAccess)
+func UserFromRequest(svc *auth.Service, r *http.Request) (*auth.Claims, string, error) {
+	return UserFromRequestType(svc, r, auth.TokenTypeAccess)
 }
 
 // UserFromRequestType is UserFromRequest for a token of type typ
 // (auth.TokenTypeAccess or auth.TokenTypeIDE); a token of another type is
 // refused.
-func (a *Auth) UserFromRequestType(r *http.Request, typ string) (*auth.Claims, string, error) {
+func UserFromRequestType(svc *auth.Service, r *http.Request, typ string) (*auth.Claims, string, error) {
 	tok, method := TokenFromRequest(r)
 	if tok == "" {
 		return nil, "", ErrNoToken
 	}
-	c, err := a.AuthenticateType(tok, typ)
+	c, err := svc.AuthenticateType(tok, typ)
 	if err != nil {
 		return nil, method, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	"github.com/claude-gateway/claude-gateway/console"
@@ -36,7 +37,7 @@ type Handler struct {
 	// Prefix is the console's path. Default: /admin.
 	Prefix string `json:"prefix,omitempty"`
 
-	auth     *claudeauth.Auth
+	auth     *auth.Service
 	console  *console.Console
 	db       *database.DB
 	health   *health.Registry
@@ -53,7 +54,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision acquires the auth service, the session store, the executor and
+// Provision takes the auth service, the session store, the executor and
 // the audit trail of the `claude` app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
@@ -68,15 +69,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a, err := claudeauth.Acquire(ctx)
-	if err != nil {
+	if h.auth, err = app.Auth(); err != nil {
 		return err
 	}
-	h.auth = a
 	if app.Sessions() == nil {
 		return errors.New("claude_console: the claude app has no session store")
 	}
-	h.console = &console.Console{Service: a.Service, Sessions: app.Sessions(), Audit: app.Audit()}
+	h.console = &console.Console{Service: h.auth, Sessions: app.Sessions(), Audit: app.Audit()}
 	h.db, h.health = app.DB(), app.Health()
 	if h.exec, err = app.Executor(); err != nil {
 		return err
@@ -88,16 +87,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Cleanup releases the auth service.
-func (h *Handler) Cleanup() error { return h.auth.Release() }
-
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.URL.Path != h.Prefix && !strings.HasPrefix(r.URL.Path, h.Prefix+"/") {
 		return next.ServeHTTP(w, r)
 	}
 	claudeauth.StripIdentityHeaders(r)
-	claims, _, err := h.auth.UserFromRequest(r)
+	claims, _, err := claudeauth.UserFromRequest(h.auth, r)
 	if err != nil || !claims.User().IsAdmin() {
 		// Not an administrator: the console does not exist.
 		return caddyhttp.Error(http.StatusNotFound, nil)
@@ -178,6 +174,5 @@ func (q *request) methodNotAllowed(allow string) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

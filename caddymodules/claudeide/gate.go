@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	"github.com/claude-gateway/claude-gateway/identity"
@@ -86,7 +87,7 @@ type Gate struct {
 	signOnURL     string
 	strip         []string
 	tickets       *ideticket.Store
-	auth          *claudeauth.Auth
+	auth          *auth.Service
 	logger        *zap.Logger
 }
 
@@ -98,7 +99,8 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults and acquires the auth service and the ticket store.
+// Provision sets defaults and takes the `claude` app's auth service and
+// the ticket store.
 func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	if g.StartPath == "" {
@@ -145,14 +147,11 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if g.tickets, err = ideticket.NewStore(app.DB(), 0); err != nil {
 		return fmt.Errorf("claude_ide_gate: %w", err)
 	}
-	if g.auth, err = claudeauth.Acquire(ctx); err != nil {
+	if g.auth, err = app.Auth(); err != nil {
 		return err
 	}
 	return nil
 }
-
-// Cleanup releases the auth service.
-func (g *Gate) Cleanup() error { return g.auth.Release() }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -236,6 +235,5 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Gate)(nil)
-	_ caddy.CleanerUpper          = (*Gate)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Gate)(nil)
 )

@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	"github.com/claude-gateway/claude-gateway/ideticket"
@@ -79,7 +80,7 @@ type SignOn struct {
 
 	ideOrigin string
 	tickets   *ideticket.Store
-	auth      *claudeauth.Auth
+	auth      *auth.Service
 	logger    *zap.Logger
 }
 
@@ -91,7 +92,8 @@ func (SignOn) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults and acquires the auth service and the ticket store.
+// Provision sets defaults and takes the `claude` app's auth service and
+// the ticket store.
 func (h *SignOn) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Path == "" {
@@ -122,14 +124,11 @@ func (h *SignOn) Provision(ctx caddy.Context) error {
 	if h.tickets, err = ideticket.NewStore(app.DB(), time.Duration(h.TicketTTL)); err != nil {
 		return fmt.Errorf("claude_ide_signon: %w", err)
 	}
-	if h.auth, err = claudeauth.Acquire(ctx); err != nil {
+	if h.auth, err = app.Auth(); err != nil {
 		return err
 	}
 	return nil
 }
-
-// Cleanup releases the auth service.
-func (h *SignOn) Cleanup() error { return h.auth.Release() }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *SignOn) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -152,7 +151,7 @@ func (h *SignOn) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		http.Redirect(w, r, h.ideOrigin+h.StartPath+"?next="+url.QueryEscape(target), http.StatusFound)
 		return nil
 	}
-	claims, _, err := h.auth.UserFromRequest(r)
+	claims, _, err := claudeauth.UserFromRequest(h.auth, r)
 	if err != nil {
 		// Log in on the app host, then come back here.
 		back := h.Path + "?next=" + url.QueryEscape(target) + "&state=" + state
@@ -190,6 +189,5 @@ func noStore(w http.ResponseWriter) {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*SignOn)(nil)
-	_ caddy.CleanerUpper          = (*SignOn)(nil)
 	_ caddyhttp.MiddlewareHandler = (*SignOn)(nil)
 )

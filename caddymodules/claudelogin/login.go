@@ -15,6 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/audit"
+	"github.com/claude-gateway/claude-gateway/auth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
 	"github.com/claude-gateway/claude-gateway/origin"
 )
@@ -57,7 +60,8 @@ type Handler struct {
 	// StaticPath is the prefix of the page's assets. Default: /auth/static.
 	StaticPath string `json:"static_path,omitempty"`
 
-	auth   *claudeauth.Auth
+	auth   *auth.Service
+	audit  *audit.Writer
 	logger *zap.Logger
 }
 
@@ -69,7 +73,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults and acquires the auth service.
+// Provision sets defaults and takes the `claude` app's auth service and
+// audit trail.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Path == "" {
@@ -79,16 +84,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.StaticPath = "/auth/static"
 	}
 	h.StaticPath = strings.TrimSuffix(h.StaticPath, "/")
-	a, err := claudeauth.Acquire(ctx)
+	app, err := claude.FromContext(ctx)
 	if err != nil {
 		return err
 	}
-	h.auth = a
-	return nil
+	h.audit = app.Audit()
+	h.auth, err = app.Auth()
+	return err
 }
-
-// Cleanup releases the auth service.
-func (h *Handler) Cleanup() error { return h.auth.Release() }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -102,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		target := claudeauth.SafeNext(r.URL.Query().Get("next"))
-		if _, _, err := h.auth.UserFromRequest(r); err == nil {
+		if _, _, err := claudeauth.UserFromRequest(h.auth, r); err == nil {
 			if strings.HasPrefix(target, h.Path) {
 				target = "/" // never back to this page: that would loop
 			}
@@ -146,7 +149,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	sess, err := h.auth.LoginWithDevice(r.Context(), f.Username, password, claudeauth.ClientIP(r), claudeauth.DeviceToken(r))
-	h.auth.RecordLogin(r, f.Username, "form", &sess, err)
+	claudeauth.RecordLogin(h.audit, r, f.Username, "form", &sess, err)
 	if err != nil {
 		ae, ok := claudeauth.LoginError(w, err).(*apierror.Error)
 		if !ok {
@@ -204,6 +207,5 @@ func (h *Handler) serveCSS(w http.ResponseWriter, r *http.Request) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
