@@ -4,12 +4,17 @@
 //
 //	claude-run exec --id RUN [--timeout-ms N] [--output-limit BYTES] -- PROGRAM [ARG…]
 //	claude-run kill RUN
+//	claude-run serve --socket PATH
 //
 // `exec` becomes a child subreaper, starts PROGRAM with the highest OOM
 // score, writes its output and then its result as frames on stdout (see
 // package executor/runner), and kills every process PROGRAM left when it ends,
 // times out, passes the output cap, or gets SIGTERM. `kill` ends a run from a
-// second `docker exec`. The workspace image installs it at
+// second `docker exec`. `serve` is the run server the workspace manager
+// starts once per workspace start: it listens on a unix socket the gateway
+// reaches through the session's directory and runs each request as `exec`,
+// so a run on a warm workspace costs no `docker exec` (runner.Serve). The
+// workspace image installs it at
 // /usr/local/bin/claude-run; it is static and needs nothing else.
 package main
 
@@ -54,6 +59,16 @@ func main() {
 		if !found {
 			fmt.Fprintf(os.Stderr, "claude-run: run %s is not running here\n", os.Args[2])
 		}
+	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ExitOnError)
+		socket := fs.String("socket", "", "the unix socket to listen on")
+		fs.Parse(os.Args[2:])
+		if *socket == "" || fs.NArg() != 0 {
+			usage()
+		}
+		err := runner.Serve(runner.ServeOptions{Socket: *socket, Log: os.Stderr})
+		fmt.Fprintf(os.Stderr, "claude-run: %v\n", err)
+		os.Exit(125)
 	default:
 		usage()
 	}
@@ -62,5 +77,6 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: claude-run exec --id RUN [--timeout-ms N] [--output-limit BYTES] -- PROGRAM [ARG...]")
 	fmt.Fprintln(os.Stderr, "       claude-run kill RUN")
+	fmt.Fprintln(os.Stderr, "       claude-run serve --socket PATH")
 	os.Exit(2)
 }

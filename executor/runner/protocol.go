@@ -8,6 +8,7 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,10 @@ const (
 	FrameStderr byte = 2
 	// FrameResult carries the Result as JSON; it is the last frame.
 	FrameResult byte = 3
+	// FrameError carries the run server's explanation of a helper that
+	// ended without a result (its own standard error); it is the last
+	// frame.
+	FrameError byte = 4
 )
 
 // maxFrame bounds one frame's payload; the helper writes at most 32 KiB.
@@ -136,6 +141,8 @@ func Demux(r io.Reader, stdout, stderr io.Writer) (res Result, writeErr, err err
 				return res, writeErr, fmt.Errorf("decoding the result: %w", err)
 			}
 			return res, writeErr, nil
+		case FrameError:
+			return res, writeErr, fmt.Errorf("%w: %s", ErrNoResult, bytes.TrimSpace(p))
 		default:
 			return res, writeErr, fmt.Errorf("unknown frame kind %d", hdr[0])
 		}

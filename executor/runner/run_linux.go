@@ -294,15 +294,21 @@ func Kill(runID string, wait time.Duration) (bool, error) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	// Whatever outlived its helper (killed above, or by the OOM killer).
+	KillTagged(runID)
+	return found, nil
+}
+
+// KillTagged kills every process that carries run runID's id until none is
+// left (or ~5 s passed): what a helper that died left behind.
+func KillTagged(runID string) {
 	for range 500 {
 		tagged := Tagged(runID)
 		if len(tagged) == 0 {
-			break
+			return
 		}
 		for _, pid := range tagged {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return found, nil
 }
