@@ -1,6 +1,7 @@
 // Package workspaces runs one container per session through the Docker Engine
 // API: the session's workspace, which hosts its IDE (code-server listening on
-// a unix socket the gateway proxies to) and its runs (docker exec). A
+// a unix socket the gateway proxies to) and its runs (through the run server
+// it starts in each workspace, runserver.go, or docker exec). A
 // workspace mounts only its session's files/ (at /workspace) and IDE state
 // (at /home/coder), runs as a non-root user with no capabilities, a read-only
 // root, bounded memory, CPU and processes, and has no network unless one is
@@ -120,6 +121,10 @@ type Workspace struct {
 	// Socket is the IDE's unix socket as the gateway dials it (a reverse
 	// proxy upstream "unix/" + Socket). It answers once EnsureIDE returned.
 	Socket string
+	// RunSocket, when not empty, is the run server's unix socket as the
+	// gateway dials it (see runner.Serve); it answered for this container
+	// start. Empty: runs are docker execs of RunHelper.
+	RunSocket string
 }
 
 // SessionIndex reports the sessions that exist and when each was last used
@@ -141,11 +146,12 @@ type Manager struct {
 	startMu sync.Mutex // one start at a time: the caps are counted, then a container started
 	locks   keyedMutex // one Ensure per session at a time
 
-	mu       sync.Mutex
-	lastUsed map[string]time.Time // session id → last IDE request or run
-	held     map[string]int       // session id → uses in progress (open IDE sockets, runs)
-	ready    map[string]readyMark // session id → the IDE answered for this container start
-	observer func(Change)         // told of starts and stops, see SetObserver
+	mu         sync.Mutex
+	lastUsed   map[string]time.Time      // session id → last IDE request or run
+	held       map[string]int            // session id → uses in progress (open IDE sockets, runs)
+	ready      map[string]readyMark      // session id → the IDE answered for this container start
+	runServers map[string]runServerState // session id → its run server
+	observer   func(Change)              // told of starts and stops, see SetObserver
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -179,16 +185,17 @@ func New(cfg Config, docker *client.Client, index SessionIndex, logger *zap.Logg
 		cfg.Instance = host
 	}
 	m := &Manager{
-		cfg:      cfg,
-		docker:   docker,
-		logger:   logger,
-		index:    index,
-		sessDir:  filepath.Join(cfg.Workspace, "sessions"),
-		lastUsed: map[string]time.Time{},
-		held:     map[string]int{},
-		ready:    map[string]readyMark{},
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		cfg:        cfg,
+		docker:     docker,
+		logger:     logger,
+		index:      index,
+		sessDir:    filepath.Join(cfg.Workspace, "sessions"),
+		lastUsed:   map[string]time.Time{},
+		held:       map[string]int{},
+		ready:      map[string]readyMark{},
+		runServers: map[string]runServerState{},
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	go m.sweepLoop()
 	return m, nil
@@ -293,12 +300,14 @@ func (m *Manager) Ensure(ctx context.Context, spec Spec) (*Workspace, error) {
 				return nil, fmt.Errorf("workspaces: container %s belongs to another user", m.name(spec.SessionID))
 			}
 			if c.State != nil && c.State.Running && !c.State.Paused {
-				return m.workspaceOf(spec, c.ID), nil
+				w := m.workspaceOf(spec, c.ID)
+				w.RunSocket = m.runSocketOf(spec, c.ID)
+				return w, nil
 			}
 			if err := m.start(ctx, spec, c.ID); err != nil {
 				return nil, err
 			}
-			return m.workspaceOf(spec, c.ID), nil
+			return m.started(ctx, spec, c.ID), nil
 		case cerrdefs.IsNotFound(err):
 			id, err := m.create(ctx, spec)
 			if errors.Is(err, errNameTaken) && attempt < 40 {
@@ -313,11 +322,26 @@ func (m *Manager) Ensure(ctx context.Context, spec Spec) (*Workspace, error) {
 			if err := m.start(ctx, spec, id); err != nil {
 				return nil, err
 			}
-			return m.workspaceOf(spec, id), nil
+			return m.started(ctx, spec, id), nil
 		default:
 			return nil, fmt.Errorf("workspaces: inspecting %s: %w", m.name(spec.SessionID), unavailable(err))
 		}
 	}
+}
+
+// started is the Workspace of container id, just started: its run server
+// is started too, and RunSocket set once it answers.
+func (m *Manager) started(ctx context.Context, spec Spec, id string) *Workspace {
+	w := m.workspaceOf(spec, id)
+	m.mu.Lock()
+	m.runServers[spec.SessionID] = runServerState{containerID: id, userID: spec.UserID, starting: true, tried: time.Now()}
+	m.mu.Unlock()
+	live := m.startRunServer(ctx, spec.SessionID, id) == nil
+	m.markRunServer(spec.SessionID, id, live)
+	if live {
+		w.RunSocket = m.runLink(spec.SessionID)
+	}
+	return w
 }
 
 // EnsureIDE is Ensure, then waits until the IDE answers on Workspace.Socket,
@@ -385,13 +409,16 @@ func (m *Manager) Remove(ctx context.Context, sessionID string) error {
 		m.notify(Change{SessionID: sessionID, UserID: userID, ContainerID: id, Reason: ReasonRemoved})
 	}
 	os.Remove(filepath.Join(m.sessionDir(sessionID), linkName))
+	os.Remove(m.runLink(sessionID))
 	return nil
 }
 
-// forget drops what the manager knows of a session's IDE readiness.
+// forget drops what the manager knows of a session's IDE readiness and run
+// server.
 func (m *Manager) forget(sessionID string) {
 	m.mu.Lock()
 	delete(m.ready, sessionID)
+	delete(m.runServers, sessionID)
 	m.mu.Unlock()
 }
 

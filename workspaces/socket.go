@@ -2,7 +2,6 @@ package workspaces
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,34 +23,44 @@ import (
 // nothing in the container can replace it. A link cannot cross mounts, so
 // nothing outside the workspace's own mount can be linked in.
 
+// The run server's socket (runserver.go) sits beside the IDE's and is
+// linked the same way.
+
 // linkSocket (re)creates the gateway's link to the IDE socket.
 func (m *Manager) linkSocket(sessionID string) error {
+	return m.linkSocketAs(sessionID, socketName, linkName, "the IDE socket")
+}
+
+// linkSocketAs (re)creates the gateway's hard link link, in the session's
+// directory, to the socket name in its ide/ directory; what names the
+// socket in errors.
+func (m *Manager) linkSocketAs(sessionID, name, link, what string) error {
 	dir := m.sessionDir(sessionID)
 	ide, err := unix.Open(filepath.Join(dir, ideSubdir), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening the IDE directory: %w", err)
 	}
 	defer unix.Close(ide)
-	fd, err := unix.Openat(ide, socketName, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(ide, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("opening the IDE socket: %w", err)
+		return fmt.Errorf("opening %s: %w", what, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fmt.Errorf("checking the IDE socket: %w", err)
+		return fmt.Errorf("checking %s: %w", what, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return errors.New("the IDE socket is not a socket")
+		return fmt.Errorf("%s is not a socket", what)
 	}
-	tmp := filepath.Join(dir, linkName+".tmp")
+	tmp := filepath.Join(dir, link+".tmp")
 	os.Remove(tmp)
 	if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW); err != nil {
-		return fmt.Errorf("linking the IDE socket: %w", err)
+		return fmt.Errorf("linking %s: %w", what, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, linkName)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(dir, link)); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("linking the IDE socket: %w", err)
+		return fmt.Errorf("linking %s: %w", what, err)
 	}
 	return nil
 }
