@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
@@ -59,7 +60,7 @@ func newRealWorkspaces(tb testing.TB, memory int64) *realWorkspaces {
 		Workspace: root, Image: workspaceImage(), Pull: workspaces.PullNever, Instance: instance,
 		NamePrefix: "claude-ws-test-" + testenv.RandomHex(4) + "-", SweepInterval: -1, Memory: memory,
 		MaxRunning: 100, MaxRunningPerUser: 10,
-	}, e.Docker(), nil, nil)
+	}, e.Docker(), nil, zaptest.NewLogger(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -92,11 +93,12 @@ func (r *realWorkspaces) session(tb testing.TB) string {
 // spec is a run of user u1 in session id's workspace, as claude_exec makes it.
 func (r *realWorkspaces) spec(id string) executor.Spec {
 	return executor.Spec{SessionID: id, UserID: "u1", Workspace: func(ctx context.Context) (executor.WorkspaceContainer, func(), error) {
-		w, err := r.m.Ensure(ctx, workspaces.Spec{SessionID: id, UserID: "u1"})
+		w, err := r.m.EnsureRun(ctx, workspaces.Spec{SessionID: id, UserID: "u1"})
 		if err != nil {
 			return executor.WorkspaceContainer{}, nil, err
 		}
-		return executor.WorkspaceContainer{ID: w.ContainerID, User: w.User}, func() { r.m.Touch(id) }, nil
+		return executor.WorkspaceContainer{ID: w.ContainerID, User: w.User, RunSocket: w.RunSocket,
+			RunServerLost: func() { r.m.RunServerLost(id, w.ContainerID) }}, func() { r.m.Touch(id) }, nil
 	}}
 }
 
@@ -135,11 +137,13 @@ func TestMemoryBombInTheGatewaysWorkspace(t *testing.T) {
 }
 
 // BenchmarkPrintOneWorkspaceVersusContainer measures `print(1)` through
-// the executor in a warm workspace (a docker exec of claude-run in the
-// session's running container) against today's container-per-run path
-// (create, attach, start, wait, remove), alternating the two in the same
-// run, and the cold first run of a session (its workspace created and
-// started, then the run). It reports p50/p95 of each and the speed-up.
+// the executor in a warm workspace over its run server (a connection, no
+// docker exec), in the same warm workspace as a docker exec of claude-run
+// (the way without a run server), and through today's container-per-run
+// path (create, attach, start, wait, remove), taking turns in the same run,
+// and the cold first run of a session (its workspace created and started,
+// then the run). It reports p50/p95 of each and the speed-up of the warm
+// runs over a container per run.
 //
 //	go test -run '^$' -bench PrintOne -benchtime 30x ./executor/
 func BenchmarkPrintOneWorkspaceVersusContainer(b *testing.B) {
@@ -159,26 +163,43 @@ func BenchmarkPrintOneWorkspaceVersusContainer(b *testing.B) {
 	for range 3 {
 		cold = append(cold, run(r.spec(r.session(b))))
 	}
-	warm := r.spec(r.session(b))
-	run(warm)
+	id := r.session(b)
+	socket := r.spec(id)
+	run(socket)
+	if w, err := r.m.EnsureRun(ctx, workspaces.Spec{SessionID: id, UserID: "u1"}); err != nil || w.RunSocket == "" {
+		b.Fatalf("the warm workspace has no run server: %v", err)
+	}
+	// The same workspace, its run server not used.
+	dockerExec := r.spec(id)
+	dockerExec.Workspace = func(ctx context.Context) (executor.WorkspaceContainer, func(), error) {
+		ws, done, err := socket.Workspace(ctx)
+		ws.RunSocket = ""
+		return ws, done, err
+	}
+	run(dockerExec)
 	perRun := executor.Spec{UserID: "u1"}
 	run(perRun)
-	var ws, ct []time.Duration
+	var ws, ex, ct []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
-		ws = append(ws, run(warm))
+		ws = append(ws, run(socket))
+		ex = append(ex, run(dockerExec))
 		ct = append(ct, run(perRun))
 	}
 	b.StopTimer()
 	w50, w95 := percentiles(ws)
+	e50, e95 := percentiles(ex)
 	c50, c95 := percentiles(ct)
 	cold50, _ := percentiles(cold)
 	b.ReportMetric(ms(w50), "warm-p50-ms")
 	b.ReportMetric(ms(w95), "warm-p95-ms")
+	b.ReportMetric(ms(e50), "warm-exec-p50-ms")
+	b.ReportMetric(ms(e95), "warm-exec-p95-ms")
 	b.ReportMetric(ms(c50), "container-p50-ms")
 	b.ReportMetric(ms(c95), "container-p95-ms")
 	b.ReportMetric(ms(cold50), "cold-p50-ms")
 	b.ReportMetric(float64(c50)/float64(w50), "speedup-p50")
+	b.ReportMetric(float64(c50)/float64(e50), "exec-speedup-p50")
 	b.ReportMetric(0, "ns/op")
 }
 

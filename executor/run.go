@@ -54,8 +54,9 @@ type Spec struct {
 	// the same time.
 	Stdout, Stderr io.Writer
 	// Workspace, when set, gives the container of the session's workspace:
-	// the run is then a `docker exec` of the claude-run helper in it
-	// (Config.Helper) instead of a container of its own, and Images,
+	// the run then goes to the claude-run helper in it, over the
+	// workspace's run server or as a `docker exec` (Config.Helper), instead
+	// of a container of its own, and Images,
 	// Runtime, Memory, CPUs, Pids, TmpSize and Dir are the workspace's
 	// business.
 	Workspace WorkspaceFunc

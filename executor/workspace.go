@@ -31,6 +31,13 @@ type WorkspaceContainer struct {
 	ID string
 	// User is the uid:gid the run executes as; empty is Config.User.
 	User string
+	// RunSocket, when not empty, is the workspace's run server (claude-run
+	// serve) as the gateway dials it: the run is a connection to it
+	// instead of a docker exec.
+	RunSocket string
+	// RunServerLost, when set, is called when RunSocket did not answer;
+	// the run then asks for the workspace again and is a docker exec.
+	RunServerLost func()
 }
 
 // WorkspaceFunc returns the running workspace container of a run's session,
@@ -47,20 +54,46 @@ const helperGrace = 3 * time.Second
 var runEnv = []string{"HOME=/tmp", "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8"}
 
 // runInWorkspace runs cmd through the claude-run helper in the session's
-// workspace container (spec.Workspace). The helper enforces the limit and the cap, and kills
-// the run's whole process tree when it ends; a run whose caller goes away
-// gets a kill request (a second exec naming the run) before Run returns.
+// workspace container (spec.Workspace): over the workspace's run server
+// when it answers (runOverSocket), else as a docker exec (execInWorkspace).
+// The helper enforces the limit and the cap, and kills the run's whole
+// process tree when it ends; a run whose caller goes away is killed, and its
+// processes are gone, before Run returns.
 func (e *Executor) runInWorkspace(ctx context.Context, spec Spec, runID string, cmd []string, timeout time.Duration) (Result, error) {
-	bg := context.WithoutCancel(ctx)
 	ws, done, err := spec.Workspace(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	defer done()
-	cid, user := ws.ID, ws.User
-	if user == "" {
-		user = e.cfg.User
+	if ws.RunSocket != "" {
+		conn, err := dialRunServer(ctx, ws.RunSocket)
+		if err == nil {
+			res, err := e.runOverSocket(ctx, spec, conn, ws, runID, cmd, timeout)
+			if !errors.Is(err, errServerGone) {
+				done()
+				return res, err
+			}
+		}
+		e.logger.Info("the workspace's run server did not answer; the run is a docker exec",
+			zap.String("run", runID), zap.String("container", shortID(ws.ID)), zap.Error(err))
+		if ws.RunServerLost != nil {
+			ws.RunServerLost()
+		}
+		// The container may have stopped with its server: ask again.
+		done()
+		if ws, done, err = spec.Workspace(ctx); err != nil {
+			return Result{}, err
+		}
 	}
+	defer done()
+	return e.execInWorkspace(ctx, spec, ws, runID, cmd, timeout)
+}
+
+// execInWorkspace runs cmd as a docker exec of the claude-run helper in
+// workspace container ws. A run whose caller goes away gets a kill request
+// (a second exec naming the run) before it returns.
+func (e *Executor) execInWorkspace(ctx context.Context, spec Spec, ws WorkspaceContainer, runID string, cmd []string, timeout time.Duration) (Result, error) {
+	bg := context.WithoutCancel(ctx)
+	cid, user := e.workspaceUser(ws)
 	if isRoot(user) {
 		return Result{}, fmt.Errorf("workspace user %q may not be root", user)
 	}
@@ -91,35 +124,19 @@ func (e *Executor) runInWorkspace(ctx context.Context, spec Spec, runID string, 
 		}()
 	}
 
-	stdout := &cappedStream{limit: e.cfg.OutputLimit, sink: spec.Stdout}
-	stderr := &cappedStream{limit: e.cfg.OutputLimit, sink: spec.Stderr}
+	out := newHelperOutput(e.cfg.OutputLimit, spec, started)
 	helperOut := &cappedStream{limit: 16 << 10}
-	type outcome struct {
-		res           runner.Result
-		writeErr, err error
-	}
-	decoded := make(chan outcome, 1)
 	frames, framesW := io.Pipe()
 	go func() {
 		_, err := stdcopy.StdCopy(framesW, helperOut, att.Reader)
 		framesW.CloseWithError(err)
 	}()
-	go func() {
-		var o outcome
-		o.res, o.writeErr, o.err = runner.Demux(frames, stdout, stderr)
+	decoded := out.decode(frames, func() {
 		frames.CloseWithError(io.ErrClosedPipe) // unblock StdCopy if the result came early
-		decoded <- o
-	}()
+	})
 
 	var res Result
-	finish := func(r runner.Result) {
-		res.ExitCode = r.ExitCode
-		res.TimedOut = res.TimedOut || r.TimedOut
-		res.OOMKilled = r.OOMKilled
-		res.Truncated = r.Truncated || stdout.truncated || stderr.truncated
-		res.Stdout, res.Stderr = stdout.buf.String(), stderr.buf.String()
-		res.DurationMS = time.Since(started).Milliseconds()
-	}
+	finish := func(r runner.Result) { out.finish(&res, r) }
 	deadline := time.NewTimer(timeout + helperGrace)
 	defer deadline.Stop()
 	var grace <-chan time.Time
@@ -155,6 +172,57 @@ func (e *Executor) runInWorkspace(ctx context.Context, spec Spec, runID string, 
 			return res, errors.New("the run did not end after it was killed")
 		}
 	}
+}
+
+// workspaceUser is the container and the user a run in ws executes as.
+func (e *Executor) workspaceUser(ws WorkspaceContainer) (cid, user string) {
+	if ws.User == "" {
+		return ws.ID, e.cfg.User
+	}
+	return ws.ID, ws.User
+}
+
+// helperOutput collects the output of a run whose helper sends frames.
+type helperOutput struct {
+	stdout, stderr *cappedStream
+	started        time.Time
+}
+
+// helperOutcome is what the helper's frame stream came to.
+type helperOutcome struct {
+	res           runner.Result
+	writeErr, err error
+}
+
+func newHelperOutput(limit int64, spec Spec, started time.Time) *helperOutput {
+	return &helperOutput{
+		stdout:  &cappedStream{limit: limit, sink: spec.Stdout},
+		stderr:  &cappedStream{limit: limit, sink: spec.Stderr},
+		started: started,
+	}
+}
+
+// decode demultiplexes frames in the background; ended is called when the
+// stream is done with, and the outcome then sent.
+func (h *helperOutput) decode(frames io.Reader, ended func()) <-chan helperOutcome {
+	decoded := make(chan helperOutcome, 1)
+	go func() {
+		var o helperOutcome
+		o.res, o.writeErr, o.err = runner.Demux(frames, h.stdout, h.stderr)
+		ended()
+		decoded <- o
+	}()
+	return decoded
+}
+
+// finish fills res from the helper's result r and the output so far.
+func (h *helperOutput) finish(res *Result, r runner.Result) {
+	res.ExitCode = r.ExitCode
+	res.TimedOut = res.TimedOut || r.TimedOut
+	res.OOMKilled = r.OOMKilled
+	res.Truncated = r.Truncated || h.stdout.truncated || h.stderr.truncated
+	res.Stdout, res.Stderr = h.stdout.buf.String(), h.stderr.buf.String()
+	res.DurationMS = time.Since(h.started).Milliseconds()
 }
 
 // helperFailure explains a run whose helper sent no result: a missing

@@ -105,11 +105,11 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, user identity.
 }
 
 // workspaceOf gives a run of the session the session's workspace container,
-// started if needed, and keeps the workspace from idling while the run
+// started if needed, and its run server when it answers, and keeps the workspace from idling while the run
 // lasts.
 func (h *Handler) workspaceOf(sessionID, userID string) executor.WorkspaceFunc {
 	return func(ctx context.Context) (executor.WorkspaceContainer, func(), error) {
-		ws, err := h.workspaces.Ensure(ctx, workspaces.Spec{SessionID: sessionID, UserID: userID})
+		ws, err := h.workspaces.EnsureRun(ctx, workspaces.Spec{SessionID: sessionID, UserID: userID})
 		if err != nil {
 			return executor.WorkspaceContainer{}, nil, err
 		}
@@ -127,7 +127,9 @@ func (h *Handler) workspaceOf(sessionID, userID string) executor.WorkspaceFunc {
 				}
 			}
 		}()
-		return executor.WorkspaceContainer{ID: ws.ContainerID, User: ws.User}, func() { close(ended) }, nil
+		return executor.WorkspaceContainer{ID: ws.ContainerID, User: ws.User, RunSocket: ws.RunSocket,
+			RunServerLost: func() { h.workspaces.RunServerLost(sessionID, ws.ContainerID) },
+		}, func() { close(ended) }, nil
 	}
 }
 

@@ -190,11 +190,12 @@ func (w *gw) tryProcesses(session string) ([]string, error) {
 	return procs, nil
 }
 
-// runProcesses is processes without the workspace's own (init, the IDE).
+// runProcesses is processes without the workspace's own (init, the IDE,
+// the run server).
 func (w *gw) runProcesses(session string) []string {
 	var run []string
 	for _, p := range w.processes(session) {
-		if !strings.Contains(p, "docker-init") && !strings.Contains(p, "/usr/bin/code-server") {
+		if !strings.Contains(p, "docker-init") && !strings.Contains(p, "/usr/bin/code-server") && !strings.Contains(p, workspaces.RunHelper+" serve") {
 			run = append(run, p)
 		}
 	}
