@@ -83,29 +83,41 @@ func TestPatterns(t *testing.T) {
 	}
 }
 
-func TestSessionID(t *testing.T) {
+func TestParseSession(t *testing.T) {
 	tests := []struct {
-		path, id string
-		ok       bool
+		escaped string
+		want    SessionPath
+		ok      bool
 	}{
-		{"/api/sessions/s-1/messages", "s-1", true},
-		{"/api/sessions/s-1", "s-1", true},
-		{"/api/Sessions/s-1/files/x", "s-1", true},
-		{"/API/SESSIONS/s-1", "s-1", true},
-		{"/ws/sessions/s-1", "s-1", true},
-		{"/WS/Sessions/s-1/stream", "s-1", true},
-		{"/api/sessions", "", false},
-		{"/api/sessions/", "", false},
-		{"/ws/sessions", "", false},
-		{"/api/sessionsx/s-1", "", false},
-		{"/api/x/sessions/s-1", "", false},
-		{"/other/sessions/s-1", "", false},
-		{"/", "", false},
+		{"/api/sessions/s-1/messages", SessionPath{ID: "s-1", API: true, Rest: "/messages"}, true},
+		{"/api/sessions/s-1", SessionPath{ID: "s-1", API: true}, true},
+		{"/api/sessions/s-1/", SessionPath{ID: "s-1", API: true, Rest: "/"}, true},
+		{"/api/sessions/s-1/files/a%20b/c", SessionPath{ID: "s-1", API: true, Rest: "/files/a%20b/c"}, true},
+		{"/api/sessions/s-1/exec", SessionPath{ID: "s-1", API: true, Rest: "/exec"}, true},
+		// Other spellings are the backend's: the id only, for the ownership check.
+		{"/api/Sessions/s-1/files/x", SessionPath{ID: "s-1"}, true},
+		{"/API/SESSIONS/s-1", SessionPath{ID: "s-1"}, true},
+		{"/ws/sessions/s-1", SessionPath{ID: "s-1"}, true},
+		{"/WS/Sessions/s-1/stream", SessionPath{ID: "s-1"}, true},
+		// An id spelt with escapes is the one its decoding names, and not the API's.
+		{"/api/sessions/%73-1/files/x", SessionPath{ID: "s-1"}, true},
+		{"/api/sessions/s-1%2Ffiles/x", SessionPath{ID: "s-1"}, true},
+		{"/api/sessions", SessionPath{}, false},
+		{"/api/sessions/", SessionPath{}, false},
+		{"/ws/sessions", SessionPath{}, false},
+		{"/api/sessionsx/s-1", SessionPath{}, false},
+		{"/api/x/sessions/s-1", SessionPath{}, false},
+		{"/other/sessions/s-1", SessionPath{}, false},
+		{"/", SessionPath{}, false},
 	}
 	for _, tt := range tests {
-		id, ok := SessionID(tt.path)
-		if id != tt.id || ok != tt.ok {
-			t.Errorf("SessionID(%q) = %q, %v; want %q, %v", tt.path, id, ok, tt.id, tt.ok)
+		u, err := url.Parse(tt.escaped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := ParseSession(u)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ParseSession(%q) = %+v, %v; want %+v, %v", tt.escaped, got, ok, tt.want, tt.ok)
 		}
 	}
 }
@@ -124,11 +136,11 @@ type decision struct {
 }
 
 func decide(decoded string) decision {
-	id, named := SessionID(decoded)
+	sp, named := ParseSession(&url.URL{Path: decoded})
 	lower := strings.ToLower(decoded)
 	return decision{
 		public:  publicPaths.Match(decoded),
-		session: id, named: named,
+		session: sp.ID, named: named,
 		backend: strings.HasPrefix(lower, "/api/") || strings.HasPrefix(lower, "/ws/"),
 	}
 }

@@ -1,31 +1,56 @@
 package requestpath
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // Collections whose paths name a session in their third segment:
 // /api/sessions/{id}… and /ws/sessions/{id}….
 var sessionCollections = [][2]string{{"api", "sessions"}, {"ws", "sessions"}}
 
-// SessionID returns the session a decoded canonical path names for the
-// backend: the third segment of a path under /api/sessions/ or
-// /ws/sessions/, those two segments compared without regard to case (an
-// upstream may route them so). It returns false for a path naming no
-// session, such as /api/sessions itself.
-func SessionID(decoded string) (string, bool) {
-	rest := strings.TrimPrefix(decoded, "/")
-	first, rest, ok := strings.Cut(rest, "/")
-	if !ok {
-		return "", false
+// SessionPath is a request path that names a session: /api/sessions/{id}…
+// or /ws/sessions/{id}…, those two segments in any case (an upstream may
+// route them so). It is the one parse of such paths: the session API and
+// the ownership check of every path naming a session both route on it.
+type SessionPath struct {
+	// ID is the third segment, decoded: the session the path names to
+	// anyone who decodes it, the backend included.
+	ID string
+	// API reports the gateway's own session API: the path starts with
+	// /api/sessions/{id} spelt exactly so, without escapes. Any other
+	// spelling, and /ws/sessions/, is the backend's.
+	API bool
+	// Rest is the escaped path after the id, "" or starting with "/"
+	// (/api/sessions/{id}/files/a%20b gives "/files/a%20b"); set when API is.
+	Rest string
+}
+
+// ParseSession returns the session u's path names; false for a path that
+// names none, such as /api/sessions itself. The id is taken from the
+// decoded path; the rest from the escaped one, so that an encoded "/" or
+// "." in a file name stays what it is and is never decoded into structure.
+func ParseSession(u *url.URL) (SessionPath, bool) {
+	d := strings.SplitN(strings.TrimPrefix(u.Path, "/"), "/", 4)
+	if len(d) < 3 || d[2] == "" || !isSessionCollection(d[0], d[1]) {
+		return SessionPath{}, false
 	}
-	second, rest, ok := strings.Cut(rest, "/")
-	if !ok {
-		return "", false
-	}
-	for _, c := range sessionCollections {
-		if strings.EqualFold(first, c[0]) && strings.EqualFold(second, c[1]) {
-			id, _, _ := strings.Cut(rest, "/")
-			return id, id != ""
+	sp := SessionPath{ID: d[2]}
+	e := strings.SplitN(strings.TrimPrefix(u.EscapedPath(), "/"), "/", 4)
+	if d[0] == "api" && d[1] == "sessions" && len(e) >= 3 && e[0] == d[0] && e[1] == d[1] && e[2] == d[2] {
+		sp.API = true
+		if len(e) == 4 {
+			sp.Rest = "/" + e[3]
 		}
 	}
-	return "", false
+	return sp, true
+}
+
+func isSessionCollection(first, second string) bool {
+	for _, c := range sessionCollections {
+		if strings.EqualFold(first, c[0]) && strings.EqualFold(second, c[1]) {
+			return true
+		}
+	}
+	return false
 }

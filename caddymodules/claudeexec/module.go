@@ -24,6 +24,7 @@ import (
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/identity"
+	"github.com/claude-gateway/claude-gateway/requestpath"
 	"github.com/claude-gateway/claude-gateway/sessions"
 	"github.com/claude-gateway/claude-gateway/workspaces"
 )
@@ -83,15 +84,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	p := r.URL.EscapedPath()
 	var sessionID string
-	switch {
-	case strings.HasPrefix(p, "/api/sessions/"):
-		id, sub, _ := strings.Cut(strings.TrimPrefix(p, "/api/sessions/"), "/")
-		if sub != "exec" {
-			return next.ServeHTTP(w, r)
-		}
-		sessionID = id
-	case p == "/api/executor" || strings.HasPrefix(p, "/api/executor/"):
-	default:
+	if sp, ok := requestpath.ParseSession(r.URL); ok && sp.API && sp.Rest == "/exec" {
+		sessionID = sp.ID
+	} else if p != "/api/executor" && !strings.HasPrefix(p, "/api/executor/") {
 		return next.ServeHTTP(w, r)
 	}
 	user, ok := identity.FromContext(r.Context())

@@ -29,8 +29,8 @@ func TestBackendSessionRoutes(t *testing.T) {
 	hits := backend.Hits.Load()
 	expect(t, "other user", w.do("GET", path, w.bob, nil), 404, "session_not_found")
 	expect(t, "other user, POST", w.do("POST", path, w.bob, nil), 404, "session_not_found")
-	// claude_exec serves …/exec only; anything below it is the backend's
-	// and needs the same ownership check.
+	// A run (…/exec, claude_exec's) and anything below it: the same check.
+	expect(t, "other user, exec", w.do("POST", "/api/sessions/"+s.ID+"/exec", w.bob, nil), 404, "session_not_found")
 	expect(t, "other user, below exec", w.do("POST", "/api/sessions/"+s.ID+"/exec/x", w.bob, nil), 404, "session_not_found")
 	expect(t, "other user, exec/", w.do("POST", "/api/sessions/"+s.ID+"/exec/", w.bob, nil), 404, "session_not_found")
 	expect(t, "unknown session", w.do("GET", "/api/sessions/session-00000000000000000000000000000000/messages", w.alice, nil), 404, "session_not_found")

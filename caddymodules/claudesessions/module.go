@@ -38,12 +38,12 @@ const prefix = "/api/sessions"
 //     "/" is a directory: GET lists it, PUT creates it, DELETE removes it)
 //   - GET, POST /api/sessions/{id}/history
 //
-// /api/sessions/{id}/exec passes to the next handler (claude_exec). Any other
-// path naming a session (requestpath.SessionID: /api/sessions/{id}/…,
-// /ws/sessions/{id}…, and those collections spelt in any case) is the
-// backend's (agent messages, streams): it passes to the next handler only
-// for the session's owner, and is 404 for everyone else, so the backend
-// never sees a request for a session the user does not own. The
+// Any other path naming a session (requestpath.ParseSession:
+// /api/sessions/{id}/…, /ws/sessions/{id}…, and those collections spelt in
+// any case) is served after this handler (the backend's agent messages and
+// streams, a run): it passes to the next handler only for the session's
+// owner, and is 404 for everyone else, so nothing after this handler sees a
+// request for a session the user does not own. The
 // limits (timeout, caps, file size, quota) are options of the `claude` app,
 // which owns the session store.
 type Handler struct {
@@ -89,19 +89,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.URL.Path != prefix && !strings.HasPrefix(r.URL.Path, prefix+"/") {
-		if id, ok := requestpath.SessionID(r.URL.Path); ok {
-			return h.backendSession(w, r, next, id)
-		}
-		return next.ServeHTTP(w, r)
-	}
-	// Routing works on the escaped path, so that an encoded "/" or "." in a
-	// file name is seen as such and refused, never decoded into structure.
-	rest := strings.TrimPrefix(r.URL.EscapedPath(), prefix)
-	id, sub, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-	if sub == "exec" {
-		// claude_exec's, which checks ownership itself. Paths below it
-		// are the backend's: checked like any other below.
+	collection := r.URL.Path == prefix || r.URL.Path == prefix+"/"
+	sp, named := requestpath.ParseSession(r.URL)
+	if !collection && !named {
 		return next.ServeHTTP(w, r)
 	}
 	user, ok := identity.FromContext(r.Context())
@@ -111,21 +101,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	api := &api{h: h, w: w, r: r, user: user}
 	var err error
 	switch {
-	case id == "":
+	case collection:
 		err = api.collection()
-	case !sessions.ValidID(id):
+	case !sessions.ValidID(sp.ID):
 		err = apierror.SessionNotFound.Err()
-	case !strings.Contains(rest[1:], "/"):
-		err = api.session(id)
-	case sub == "history":
-		err = api.history(id)
-	case sub == "files" || strings.HasPrefix(sub, "files/"):
-		err = api.files(id, strings.TrimPrefix(strings.TrimPrefix(sub, "files"), "/"))
+	case sp.API && sp.Rest == "":
+		err = api.session(sp.ID)
+	case sp.API && sp.Rest == "/history":
+		err = api.history(sp.ID)
+	case sp.API && (sp.Rest == "/files" || strings.HasPrefix(sp.Rest, "/files/")):
+		err = api.files(sp.ID, strings.TrimPrefix(strings.TrimPrefix(sp.Rest, "/files"), "/"))
 	default:
-		// The backend's own per-session routes (agent messages, streams):
-		// the gateway vouches for ownership, then proxies them.
+		// Served after this handler (by the backend or another handler):
+		// the gateway vouches for ownership, then passes it on.
 		var release func()
-		if _, release, err = api.owned(id); err == nil {
+		if _, release, err = api.owned(sp.ID); err == nil {
 			release()
 			return next.ServeHTTP(w, r)
 		}
@@ -140,25 +130,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func unauthorized(w http.ResponseWriter) error {
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	return claudeerror.Error(apierror.InvalidToken.Err())
-}
-
-// backendSession passes a request for the backend that names session id to
-// next when the user owns the session; anyone else gets 404.
-func (h *Handler) backendSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id string) error {
-	user, ok := identity.FromContext(r.Context())
-	if !ok {
-		return unauthorized(w)
-	}
-	if !sessions.ValidID(id) {
-		return claudeerror.Error(apierror.SessionNotFound.Err())
-	}
-	api := &api{h: h, w: w, r: r, user: user}
-	_, release, err := api.owned(id)
-	if err != nil {
-		return claudeerror.Error(err)
-	}
-	release()
-	return next.ServeHTTP(w, r)
 }
 
 // Interface guards

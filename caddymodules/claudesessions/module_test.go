@@ -49,8 +49,12 @@ func TestRouting(t *testing.T) {
 		{"GET", "/api/sessions/" + s.ID + "/other", true, 0, ""},
 		{"GET", "/api/sessions/" + s.ID + "/exec/x", true, 0, ""},
 		{"GET", "/api/sessions/session-00000000000000000000000000000000/other", true, 404, "session_not_found"},
-		// Only …/exec itself is claude_exec's (which checks ownership);
-		// anything below it is the backend's, so ownership is checked here.
+		// Every path naming a session that later handlers serve (a run
+		// included) passes on for its owner only.
+		{"POST", "/api/sessions/session-00000000000000000000000000000000/exec", true, 404, "session_not_found"},
+		{"POST", "/api/Sessions/" + s.ID + "/exec", true, 0, ""},
+		{"GET", "/ws/sessions/" + s.ID, true, 0, ""},
+		{"GET", "/api/SESSIONS/session-00000000000000000000000000000000/stream", true, 404, "session_not_found"},
 		{"GET", "/api/sessions/session-00000000000000000000000000000000/exec/x", true, 404, "session_not_found"},
 		{"POST", "/api/sessions/session-00000000000000000000000000000000/exec/", true, 404, "session_not_found"},
 		{"GET", "/api/sessions/" + s.ID + "/files", true, 200, ""},
