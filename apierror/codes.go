@@ -126,6 +126,11 @@ var (
 	InvalidRefreshToken  = define(http.StatusUnauthorized, "invalid_refresh_token", "The refresh token is missing, not valid or already used; log in again.")
 	TooManyFailedLogins  = define(http.StatusTooManyRequests, "too_many_failed_logins", "Too many failed logins for this user or from this address; retry later.")
 
+	// The IDE host's sign-on (claude_ide_signon, claude_ide_gate).
+	IDESignOnRefused = define(http.StatusForbidden, "ide_signon_refused", "This sign-in link was not started in this browser, so it was refused: a link like it could sign you in to someone else's account. Open the IDE again from the app. If this keeps happening, allow cookies for the IDE's site.")
+	IDETicketInvalid = define(http.StatusForbidden, "ide_ticket_invalid", "This sign-in link is no longer valid: it was already used or is too old. Open the IDE again from the app.")
+	IDECookieRefused = define(http.StatusTooManyRequests, "ide_cookie_refused", "Your browser keeps refusing the IDE's sign-in cookie. Allow cookies for the IDE's site (or open the IDE in its own tab) and try again in a minute.")
+
 	// Sessions, their files and history (claude_sessions).
 	SessionNotFound     = define(http.StatusNotFound, "session_not_found", "No such session.")
 	SessionLimitReached = define(http.StatusConflict, "session_limit_reached", "The session limit is reached; delete a session first.")
@@ -148,6 +153,7 @@ var (
 	ExecutorBusy         = define(http.StatusTooManyRequests, "executor_busy", "Too many runs are in progress or waiting; try again later.")
 	TooManyWorkspaces    = define(http.StatusTooManyRequests, "too_many_workspaces", "You have %d workspaces running, as many as one user may; delete a session or try again later.")
 	WorkspaceLimit       = define(http.StatusServiceUnavailable, "workspace_limit", "Every workspace the gateway may run is in use; try again later.")
+	WorkspaceUnavailable = define(http.StatusServiceUnavailable, "workspace_unavailable", "The workspace could not be started; the cause has been logged. Try again shortly.")
 	ExecutorUnavailable  = define(http.StatusServiceUnavailable, "executor_unavailable", "Code execution is unavailable right now; the cause has been logged.")
 	BuildContextTooLarge = define(http.StatusRequestEntityTooLarge, "build_context_too_large", "The build context is larger than %d bytes.")
 	BuildFailed          = define(http.StatusUnprocessableEntity, "build_failed", "The image build failed: %s")

@@ -9,15 +9,12 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-	"go.uber.org/zap"
+
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/htmlpage"
 )
 
 //go:embed assets
 var assets embed.FS
-
-// csp is the pages' Content-Security-Policy, the sign-in page's: the
-// console's own stylesheet, nothing else; no script at all, never framed.
-const csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -81,19 +78,9 @@ func (q *request) render(status int, page, title string, data any, errMsg string
 	v := view{Page: page, Title: title, Prefix: q.h.Prefix, CSRF: q.csrfToken(), User: q.user.Username,
 		Notice: notices[q.r.URL.Query().Get("ok")], Error: errMsg, Data: data}
 	hdr := q.w.Header()
-	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Security-Policy", csp)
 	hdr.Set("X-Frame-Options", "DENY")
 	hdr.Set("Referrer-Policy", "same-origin")
-	q.w.WriteHeader(status)
-	if q.r.Method == http.MethodHead {
-		return nil
-	}
-	if err := tpl.ExecuteTemplate(q.w, "layout", v); err != nil {
-		q.h.logger.Error("rendering a console page", zap.String("page", page), zap.Error(err))
-	}
-	return nil
+	return htmlpage.Write(q.w, status, htmlpage.OwnStylesheetCSP, tpl.Lookup("layout"), v)
 }
 
 // done answers a successful action: back to page with its notice.

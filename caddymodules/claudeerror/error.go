@@ -7,9 +7,8 @@ package claudeerror
 
 import (
 	"errors"
-	"fmt"
-	"html/template"
 	"net/http"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/apierror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/htmlpage"
 )
 
 func init() {
@@ -56,13 +56,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-var page = template.Must(template.New("error").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{.Status}} {{.Title}}</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:15vh auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}p{color:#555}</style>
-</head><body><h1>{{.Title}}</h1><p>{{.Message}}</p><p><small>Error {{.Status}}</small></p></body></html>
-`))
-
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	status := http.StatusInternalServerError
@@ -86,18 +79,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		apierror.Write(w, e)
 		return nil
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Del("Content-Length")
-	w.WriteHeader(status)
-	if err := page.Execute(w, struct {
-		Status         int
-		Title, Message string
-	}{status, http.StatusText(status), e.Message()}); err != nil {
-		return fmt.Errorf("rendering the error page: %w", err)
-	}
-	return nil
+	return htmlpage.WriteNotice(w, status, htmlpage.Notice{
+		Title:   http.StatusText(status),
+		Message: e.Message(),
+		Small:   "Error " + strconv.Itoa(status),
+	})
 }
 
 // parseCaddyfile sets up the handler. Syntax:

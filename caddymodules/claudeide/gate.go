@@ -11,9 +11,11 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/ideticket"
 	"github.com/claude-gateway/claude-gateway/origin"
@@ -187,13 +189,11 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writePage(w, http.StatusMethodNotAllowed, "Method not allowed", "Open the IDE from the app.")
-		return nil
+		return claudeerror.Error(apierror.MethodNotAllowed.Err())
 	}
 	self, err := origin.Canonical(origin.RequestOrigin(r))
 	if err != nil {
-		writePage(w, http.StatusBadRequest, "Bad request", "The request names no valid host.")
-		return nil
+		return claudeerror.Error(apierror.BadRequest.Wrap(err))
 	}
 	var nonce string
 	if c, err := r.Cookie(StateCookie); err == nil {
@@ -203,16 +203,11 @@ func (g *Gate) redeem(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, ideticket.ErrStateMismatch) {
 		g.logger.Warn("IDE ticket refused: the sign-on was started by another browser",
 			zap.String("client_ip", claudeauth.ClientIP(r)), zap.Bool("state_cookie", nonce != ""))
-		writePage(w, http.StatusForbidden, "Sign-in refused",
-			"This sign-in link was not started in this browser, so it was refused: a link like it could sign you in to someone else's account. "+
-				"Open the IDE again from the app. If this keeps happening, allow cookies for the IDE's site.")
-		return nil
+		return claudeerror.Error(apierror.IDESignOnRefused.Wrap(err))
 	}
 	if errors.Is(err, ideticket.ErrInvalidTicket) {
 		g.logger.Info("IDE ticket refused", zap.String("client_ip", claudeauth.ClientIP(r)))
-		writePage(w, http.StatusForbidden, "Sign-in link expired",
-			"This sign-in link is no longer valid: it was already used or is too old. Open the IDE again from the app.")
-		return nil
+		return claudeerror.Error(apierror.IDETicketInvalid.Wrap(err))
 	}
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)

@@ -381,8 +381,12 @@ func TestIDESignOnLoopStops(t *testing.T) {
 		}
 	}
 	resp, body := s.do(t, http.MethodGet, signOnURL, cookie(appCookie))
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Location") != "" || !strings.Contains(body, "could not sign you in") {
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Location") != "" || !strings.Contains(body, "keeps refusing the IDE") {
 		t.Fatalf("sign-on %d: %d Location %q", claudeide.MaxSignOns+1, resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// claude_error rendered it, with the Retry-After the handler set.
+	if !strings.Contains(body, "Error 429") || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("sign-on loop page: Retry-After %q Cache-Control %q\n%s", resp.Header.Get("Retry-After"), resp.Header.Get("Cache-Control"), body)
 	}
 }
 

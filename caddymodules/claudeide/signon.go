@@ -21,9 +21,11 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/ideticket"
 	"github.com/claude-gateway/claude-gateway/origin"
 )
@@ -137,8 +139,7 @@ func (h *SignOn) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writePage(w, http.StatusMethodNotAllowed, "Method not allowed", "Open the IDE from the app.")
-		return nil
+		return claudeerror.Error(apierror.MethodNotAllowed.Err())
 	}
 	noStore(w)
 	target := claudeauth.SafeNext(r.URL.Query().Get("next"))
@@ -165,9 +166,7 @@ func (h *SignOn) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	} else if n >= MaxSignOns {
 		h.logger.Warn("IDE sign-on loop stopped: the browser does not keep the IDE cookie", zap.String("user", claims.Subject))
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.tickets.TTL().Seconds())))
-		writePage(w, http.StatusTooManyRequests, "The IDE could not sign you in",
-			"Your browser keeps refusing the IDE's sign-in cookie. Allow cookies for the IDE's site (or open the IDE in its own tab) and try again in a minute.")
-		return nil
+		return claudeerror.Error(apierror.IDECookieRefused.Err())
 	}
 	ticket, err := h.tickets.Issue(r.Context(), h.ideOrigin, ideticket.Grant{User: claims.User(), SessionID: claims.SessionID, Next: target, State: state})
 	if err != nil {

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/ideticket"
 )
@@ -30,8 +32,7 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) error {
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writePage(w, http.StatusMethodNotAllowed, "Method not allowed", "Open the IDE from the app.")
-		return nil
+		return claudeerror.Error(apierror.MethodNotAllowed.Err())
 	}
 	next := claudeauth.SafeNext(r.URL.Query().Get("next"))
 	// claude_auth verified a token of this host (the path is public there):

@@ -19,6 +19,8 @@ import (
 	"github.com/claude-gateway/claude-gateway/auth"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claudeauth"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/htmlpage"
 	"github.com/claude-gateway/claude-gateway/origin"
 )
 
@@ -33,10 +35,6 @@ var loginPage = template.Must(template.ParseFS(assets, "assets/login.html"))
 
 // maxFormBody bounds the sign-in form's body.
 const maxFormBody = 16 << 10
-
-// csp is the page's Content-Security-Policy: its own stylesheet, nothing
-// else; no script at all, never framed.
-const csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // Handler serves the sign-in page and its stylesheet. Other paths pass to the
 // next handler.
@@ -113,14 +111,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			http.Redirect(w, r, target, http.StatusFound)
 			return nil
 		}
-		h.render(w, http.StatusOK, form{Next: target})
-		return nil
+		return h.render(w, http.StatusOK, form{Next: target})
 	case http.MethodPost:
 		return h.login(w, r)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		h.render(w, http.StatusMethodNotAllowed, form{Next: "/", Error: "Use the form to sign in."})
-		return nil
+		return claudeerror.Error(apierror.MethodNotAllowed.Err())
 	}
 }
 
@@ -130,13 +126,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	// Sec-Fetch-Site that the form came from another site (it may send no
 	// Origin), is refused.
 	if o := r.Header.Get("Origin"); (o != "" && !origin.SameOrigin(r, o)) || origin.CrossSiteFetch(r) {
-		h.render(w, http.StatusForbidden, form{Next: "/", Error: "Sign in from this site's own sign-in page."})
-		return nil
+		return h.render(w, http.StatusForbidden, form{Next: "/", Error: "Sign in from this site's own sign-in page."})
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
-		h.render(w, http.StatusBadRequest, form{Next: "/", Error: "The form could not be read; try again."})
-		return nil
+		return h.render(w, http.StatusBadRequest, form{Next: "/", Error: "The form could not be read; try again."})
 	}
 	f := form{
 		Next:     claudeauth.SafeNext(r.PostForm.Get("next")),
@@ -145,8 +139,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	password := r.PostForm.Get("password")
 	if f.Username == "" || password == "" {
 		f.Error = "Enter your username and password."
-		h.render(w, http.StatusBadRequest, f)
-		return nil
+		return h.render(w, http.StatusBadRequest, f)
 	}
 	sess, err := h.auth.LoginWithDevice(r.Context(), f.Username, password, claudeauth.ClientIP(r), claudeauth.DeviceToken(r))
 	claudeauth.RecordLogin(h.audit, r, f.Username, "form", &sess, err)
@@ -156,8 +149,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 		f.Error = ae.Message()
-		h.render(w, ae.Status(), f)
-		return nil
+		return h.render(w, ae.Status(), f)
 	}
 	h.logger.Info("login", zap.String("user_id", sess.Access.Subject), zap.String("username", sess.Access.Username), zap.String("via", "form"))
 	claudeauth.SetSessionCookies(w, sess)
@@ -172,18 +164,12 @@ type form struct {
 	Next, Username, Error string
 }
 
-func (h *Handler) render(w http.ResponseWriter, status int, f form) {
+// render answers with the sign-in page showing f.
+func (h *Handler) render(w http.ResponseWriter, status int, f form) error {
 	f.Action = h.Path
 	f.Static = h.StaticPath
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Security-Policy", csp)
-	hdr.Set("X-Frame-Options", "DENY")
-	w.WriteHeader(status)
-	if err := loginPage.Execute(w, f); err != nil {
-		h.logger.Error("rendering the sign-in page", zap.Error(err))
-	}
+	w.Header().Set("X-Frame-Options", "DENY")
+	return htmlpage.Write(w, status, htmlpage.OwnStylesheetCSP, loginPage, f)
 }
 
 func (h *Handler) serveCSS(w http.ResponseWriter, r *http.Request) error {

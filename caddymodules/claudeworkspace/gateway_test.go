@@ -3,6 +3,7 @@ package claudeworkspace_test
 import (
 	"context"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/moby/moby/client"
 
+	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/internal/gatewaytest"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 	"github.com/claude-gateway/claude-gateway/workspaces"
@@ -393,5 +395,36 @@ func TestKilledGatewayLeavesNoOrphan(t *testing.T) {
 	}
 	if code, _ := s.openIDE(t, alice, kept, "/"); code != http.StatusOK {
 		t.Fatalf("alice's IDE after the restart: %d", code)
+	}
+}
+
+// TestIDEOverTheCapIsAnError: an IDE past the user's cap is refused through
+// claude_error — 429 too_many_workspaces as a page, with Retry-After and
+// Refresh so that the browser tries again by itself — and no container runs
+// for it.
+func TestIDEOverTheCapIsAnError(t *testing.T) {
+	s := startStack(t, map[string]string{"MAX_WORKSPACES_PER_USER": "1"})
+	alice := s.login(t, "alice")
+	first, second := s.newSession(t, alice), s.newSession(t, alice)
+	if code, _ := s.openIDE(t, alice, first, "/"); code != http.StatusOK {
+		t.Fatalf("alice's first IDE: %d", code)
+	}
+	resp, body := alice.browser.Get(t, s.ide(second, "/"), "text/html")
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("alice's second IDE past her cap of 1: %d %s", resp.StatusCode, body)
+	}
+	code := apierror.TooManyWorkspaces
+	if want := template.HTMLEscapeString(code.Err(1).Message()); !strings.Contains(body, want) || !strings.Contains(body, "Error 429") {
+		t.Errorf("the page lacks %q:\n%s", want, body)
+	}
+	retry := resp.Header.Get("Retry-After")
+	if n, err := strconv.Atoi(retry); err != nil || n < 1 || resp.Header.Get("Refresh") != retry {
+		t.Errorf("Retry-After %q, Refresh %q: want the same number of seconds", retry, resp.Header.Get("Refresh"))
+	}
+	if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "text/html; charset=utf-8" || cc != "no-store" {
+		t.Errorf("Content-Type %q, Cache-Control %q", ct, cc)
+	}
+	if c, ok := s.containerOf(second); ok && c.State == "running" {
+		t.Errorf("a container was started past the cap: %+v", c)
 	}
 }

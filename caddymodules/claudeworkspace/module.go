@@ -19,7 +19,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/claude-gateway/claude-gateway/apierror"
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
+	"github.com/claude-gateway/claude-gateway/caddymodules/claudeerror"
+	"github.com/claude-gateway/claude-gateway/caddymodules/internal/htmlpage"
 	"github.com/claude-gateway/claude-gateway/identity"
 	"github.com/claude-gateway/claude-gateway/sessions"
 	"github.com/claude-gateway/claude-gateway/workspaces"
@@ -92,19 +95,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	id, rest, ok := splitPath(r.URL.EscapedPath())
 	if !ok {
-		writePage(w, http.StatusNotFound, "Not found", "Open an IDE from a session in the app.", 0)
-		return nil
+		return claudeerror.Error(apierror.NotFound.Err())
 	}
 	user, signedIn := identity.FromContext(r.Context())
 	if !signedIn {
-		writePage(w, http.StatusNotFound, "Not found", "No such IDE.", 0)
-		return nil
+		return claudeerror.Error(apierror.SessionNotFound.Err())
 	}
 	sess, release, err := h.sessions.Open(r.Context(), id, user.ID)
 	if err != nil {
 		if errors.Is(err, sessions.ErrNotFound) {
-			writePage(w, http.StatusNotFound, "Not found", "No such IDE.", 0)
-			return nil
+			return claudeerror.Error(apierror.SessionNotFound.Wrap(err))
 		}
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
@@ -148,35 +148,42 @@ func (h *Handler) keepUsed(ctx context.Context, sess *sessions.Handle) (stop fun
 	}
 }
 
-// refuse answers a workspace that could not be had: still starting, a cap,
-// a missing image, the engine unreachable. Never a bare 502.
+// refuse answers a workspace that could not be had: still starting (a page
+// that reloads itself), a cap, a missing image, the engine unreachable (errors
+// for claude_error, which the browser loads again after Refresh seconds when
+// trying again may help). Never a bare 502.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id string, err error) error {
 	var limit *workspaces.LimitError
 	switch {
-	case errors.As(err, &limit):
-		status := http.StatusServiceUnavailable
-		if limit.PerUser {
-			status = http.StatusTooManyRequests
-		}
-		secs := max(int(limit.RetryAfter.Seconds()), 1)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		writePage(w, status, "Too many workspaces", limit.Error()+".", secs)
 	case errors.Is(err, workspaces.ErrNotReady), errors.Is(err, context.DeadlineExceeded):
 		w.Header().Set("Retry-After", "2")
-		writePage(w, http.StatusServiceUnavailable, "Starting your workspace", "Your IDE is starting; this page reloads by itself.", 2)
+		return htmlpage.WriteNotice(w, http.StatusServiceUnavailable, htmlpage.Notice{
+			Title: "Starting your workspace", Message: "Your IDE is starting; this page reloads by itself.", Refresh: 2})
+	case errors.As(err, &limit):
+		retry(w, max(int(limit.RetryAfter.Seconds()), 1))
+		if limit.PerUser {
+			return claudeerror.Error(apierror.TooManyWorkspaces.Wrap(err, limit.Limit))
+		}
+		return claudeerror.Error(apierror.WorkspaceLimit.Wrap(err))
 	case errors.Is(err, workspaces.ErrImageMissing):
 		h.logger.Error("the workspace image is missing", zap.String("session", id), zap.Error(err))
 		w.Header().Set("Retry-After", "60")
-		writePage(w, http.StatusServiceUnavailable, "Workspace unavailable", "The workspace image is not installed; an administrator must install it (see the gateway's log).", 0)
+		return claudeerror.Error(apierror.WorkspaceUnavailable.Wrap(err))
 	default:
 		if r.Context().Err() != nil {
 			return nil // the visitor went away
 		}
 		h.logger.Error("starting a workspace", zap.String("session", id), zap.Error(err))
-		w.Header().Set("Retry-After", "10")
-		writePage(w, http.StatusServiceUnavailable, "Workspace unavailable", "The workspace could not be started; try again shortly.", 10)
+		retry(w, 10)
+		return claudeerror.Error(apierror.WorkspaceUnavailable.Wrap(err))
 	}
-	return nil
+}
+
+// retry tells the client to try again in secs seconds: Retry-After, and
+// Refresh, which has a browser load the page again by itself.
+func retry(w http.ResponseWriter, secs int) {
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Refresh", strconv.Itoa(secs))
 }
 
 // splitPath parses /s/{id} and /s/{id}/rest; rest keeps its leading slash
