@@ -81,7 +81,8 @@ func BenchmarkMemoryZoneHit(b *testing.B) {
 // commits) and on a private one with innodb_flush_log_at_trx_commit=2; the
 // synced SQL store (sync_interval 250ms, batching) on the shared, durable
 // MariaDB, over 1000 keys and over 10, reporting the statements and commits
-// per second its syncs cost; and the Redis store on the test Redis.
+// per second its syncs cost; and the Redis store on the test Redis, per hit
+// (sync_interval 0) and synced every 250ms.
 func BenchmarkSQLStoreSteady500(b *testing.B) {
 	rate, _ := ParseRate("1000000000/h")
 	durable := testenv.MySQLDatabase(b)
@@ -106,6 +107,10 @@ func BenchmarkSQLStoreSteady500(b *testing.B) {
 		variants = append(variants, variant{"mariadb_synced_" + strconv.Itoa(keys) + "keys", s, keys})
 	}
 	variants = append(variants, variant{"redis", redisStore, 1000})
+	redisSynced := NewSyncedStore(redisStore, 250*time.Millisecond, 10*time.Second)
+	redisSynced.Start()
+	b.Cleanup(func() { redisSynced.Close() })
+	variants = append(variants, variant{"redis_synced_1000keys", redisSynced, 1000})
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
 			const perSecond, seconds = 500, 4

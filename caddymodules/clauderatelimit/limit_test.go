@@ -399,6 +399,33 @@ func TestTwoGatewaysShareOneRedisCount(t *testing.T) {
 	}
 }
 
+// Two gateways whose Redis zone syncs every 100ms: each decides in its own
+// memory, so a burst over both may pass the limit by what each counts
+// between two syncs, but never more, and after a sync both refuse.
+func TestTwoGatewaysSyncWithOneRedis(t *testing.T) {
+	name := "synced_" + testenv.RandomHex(6)
+	env := map[string]string{"REDIS_URL": testenv.RedisServer(t)}
+	cfg := caddyfile(limiter(zone(name, "10/min", "redis", "				sync_interval 100ms")), "", "")
+	g1, up1 := start(t, cfg, testenv.SQLiteDatabase(t), env)
+	g2, up2 := start(t, cfg, testenv.SQLiteDatabase(t), env)
+	checkAllowed(t, get(t, g1, "/api/a", nil), 10, 9)
+	counts := burst(t, []*http.Client{g1.Client(), g2.Client()},
+		[]string{g1.URL("localhost", "/api/a"), g2.URL("localhost", "/api/a")}, 40, nil)
+	// g1 knows of its own hit, g2 of none: at most 9 + 10 more pass.
+	if counts[200] < 9 || counts[200] > 19 || counts[200]+counts[429] != 40 {
+		t.Fatalf("40 concurrent requests over two synced gateways with 9 left: %v, want 9 to 19 × 200, the rest 429", counts)
+	}
+	time.Sleep(300 * time.Millisecond) // a few intervals: both synced
+	for _, g := range []*gatewaytest.Gateway{g1, g2} {
+		if a := get(t, g, "/api/a", nil); a.Status != http.StatusTooManyRequests {
+			t.Fatalf("after the syncs, a spent budget answered %d on %s", a.Status, g.URL("localhost", "/"))
+		}
+	}
+	if n := up1.Hits.Load() + up2.Hits.Load(); n != int64(1+counts[200]) {
+		t.Fatalf("the upstreams saw %d requests together, want the %d allowed", n, 1+counts[200])
+	}
+}
+
 func TestRedisStoreFailure(t *testing.T) {
 	r := testenv.StartRedis(t)
 	open := zone("open", "100/min", "redis", "				on_failure fail_open\n				match {\n					path /api/open/*\n				}")

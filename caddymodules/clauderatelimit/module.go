@@ -87,6 +87,11 @@ type Zone struct {
 	// before they all refuse a spent key, which they do within one interval.
 	// "0" counts every hit in the database before answering (exact across
 	// replicas, one commit per request). Default: 250ms.
+	//
+	// On the "redis" store, an interval above 0 does the same with Redis
+	// (one pipelined call per interval, one script call per active key in
+	// it, on the counters the limiter's own Redis store keeps). Default
+	// there: 0, the limiter's own store, one round trip per hit.
 	SyncInterval *caddy.Duration `json:"sync_interval,omitempty"`
 
 	// OnFailure is "fail_open" (the default: requests pass unlimited while
@@ -183,8 +188,16 @@ func (h *Handler) provisionRedis(ctx caddy.Context) error {
 	}
 	h.redisRef = h.RedisURL
 	for _, z := range h.Zones {
-		if z.Store == storeRedis {
-			z.zone.Store, z.health = rs.store, rs.health
+		if z.Store != storeRedis {
+			continue
+		}
+		z.zone.Store, z.health = rs.store, rs.health
+		if interval := time.Duration(*z.SyncInterval); interval > 0 {
+			z.synced = syncedRedisKey(h.RedisURL, interval)
+			var err error
+			if z.zone.Store, err = acquireSyncedRedis(z.synced, rs.store, interval, time.Duration(h.StoreTimeout)); err != nil {
+				return fmt.Errorf("zone %q: %w", z.Name, err)
+			}
 		}
 	}
 	app, err := claude.FromContext(ctx)
@@ -213,12 +226,15 @@ func (z *Zone) provision(ctx caddy.Context) error {
 	if len(z.Key) == 0 {
 		z.Key = []string{"{http.vars.client_ip}"}
 	}
-	if z.SyncInterval != nil && z.Store != storeSQL {
-		return fmt.Errorf("sync_interval applies to store sql only")
+	if z.SyncInterval != nil && z.Store != storeSQL && z.Store != storeRedis {
+		return fmt.Errorf("sync_interval applies to store sql and store redis only")
 	}
 	if z.SyncInterval == nil && z.Store == storeSQL {
 		d := caddy.Duration(defaultSyncInterval)
 		z.SyncInterval = &d
+	}
+	if z.SyncInterval == nil && z.Store == storeRedis {
+		z.SyncInterval = new(caddy.Duration) // 0: the limiter's own store, a round trip per hit
 	}
 	if z.SyncInterval != nil && *z.SyncInterval < 0 {
 		return fmt.Errorf("sync_interval %s: must not be negative", time.Duration(*z.SyncInterval))

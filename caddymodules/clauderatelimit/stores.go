@@ -57,11 +57,13 @@ func acquireMemory(key string) (limiter.Store, error) {
 
 func releaseMemory(key string) { memoryStores.Delete(key) }
 
-// syncedStore is a pooled synced database. It holds its own reference to the
-// database pool, so that its last sync, when it is destructed at shutdown,
-// still finds the pool open.
+// syncedStore is a pooled synced store. On a database, it holds its own
+// reference to the database pool, so that its last sync, when it is
+// destructed at shutdown, still finds the pool open; on Redis, every handler
+// that holds it holds the Redis store too, and releases that after it.
 type syncedStore struct {
 	*ratelimit.SyncedStore
+	// setting is the database's setting, "" for Redis.
 	setting string
 }
 
@@ -69,10 +71,31 @@ type syncedStore struct {
 // database pool.
 func (s syncedStore) Destruct() error {
 	err := s.Close()
+	if s.setting == "" {
+		return err
+	}
 	if rerr := claude.ReleaseDB(s.setting); err == nil {
 		err = rerr
 	}
 	return err
+}
+
+func syncedRedisKey(url string, interval time.Duration) string {
+	return "redis|" + url + "|" + interval.String()
+}
+
+// acquireSyncedRedis returns the synced store of key on the Redis store
+// shared, syncing every interval.
+func acquireSyncedRedis(key string, shared *ratelimit.RedisStore, interval, timeout time.Duration) (*ratelimit.SyncedStore, error) {
+	v, _, err := syncedStores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		s := ratelimit.NewSyncedStore(shared, interval, timeout)
+		s.Start()
+		return syncedStore{SyncedStore: s}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("synced redis store: %w", err)
+	}
+	return v.(syncedStore).SyncedStore, nil
 }
 
 func syncedKey(db *database.DB, interval time.Duration) string {
