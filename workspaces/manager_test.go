@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 )
@@ -473,5 +475,40 @@ func TestMissingImage(t *testing.T) {
 	}
 	if hint := MissingImageHint(LocalImage); !strings.Contains(hint, "make workspace-image") {
 		t.Errorf("the hint for %s: %q", LocalImage, hint)
+	}
+}
+
+// TestPullMissing: under pull policy missing, an image the engine lacks is
+// pulled first (the engine is asked, with progress in the log); where no
+// registry answers — here a registry name that cannot resolve — the start
+// fails with ErrImageMissing, the engine's reason and the command that
+// builds the image, and nothing is created.
+func TestPullMissing(t *testing.T) {
+	h := newHarness(t, Config{})
+	cfg := h.cfg
+	cfg.Pull = PullMissing
+	cfg.Image = "registry.invalid/claude-workspace:missing-" + testenv.RandomHex(4)
+	core, logs := observer.New(zap.InfoLevel)
+	m, err := New(cfg, h.docker, nil, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	spec := h.session("alice")
+	_, err = m.Ensure(ctxT(t), spec)
+	if !errors.Is(err, ErrImageMissing) {
+		t.Fatalf("got %v, want ErrImageMissing", err)
+	}
+	t.Logf("the error: %v", err)
+	for _, want := range []string{"pulling " + cfg.Image, "from daemon", "https://registry.invalid/v2/", "docker build -t " + cfg.Image + " -f deploy/workspace/Dockerfile ."} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if n := logs.FilterMessage("pulling the workspace image").FilterField(zap.String("image", cfg.Image)).Len(); n == 0 {
+		t.Error("no pull was logged")
+	}
+	if _, exists := h.inspect(m.name(spec.SessionID)); exists {
+		t.Error("a container was created without its image")
 	}
 }
