@@ -149,6 +149,15 @@ func (m *Manager) startRunServer(ctx context.Context, sessionID, id string) erro
 		if err == nil {
 			return nil
 		}
+		if delay >= 80*time.Millisecond {
+			// A server that exited (an image whose claude-run has no
+			// serve) will not answer: no need to wait the whole time.
+			if insp, ierr := m.docker.ExecInspect(ctx, created.ID, client.ExecInspectOptions{}); ierr == nil && !insp.Running {
+				err = fmt.Errorf("the run server exited (exit code %d): %w", insp.ExitCode, err)
+				m.logger.Warn("the run server did not start; runs are docker execs", zap.String("session", sessionID), zap.Error(err))
+				return err
+			}
+		}
 		select {
 		case <-ctx.Done():
 			m.logger.Warn("the run server did not answer; runs are docker execs", zap.String("session", sessionID), zap.Error(err))

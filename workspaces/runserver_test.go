@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/claude-gateway/claude-gateway/executor/runner"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
@@ -157,5 +159,50 @@ func TestRunServerAfterRestart(t *testing.T) {
 	}
 	if out, res := runOver(t, w.RunSocket, "echo", "again"); out != "again\n" || res.ExitCode != 0 {
 		t.Errorf("after the restart: %q, %+v", out, res)
+	}
+}
+
+// TestRunServerMissingFromImage: with an image whose claude-run cannot
+// serve (one built before the run server), a workspace starts without one
+// and without waiting out runServerWait, runs are left to docker exec, and
+// the IDE answers.
+func TestRunServerMissingFromImage(t *testing.T) {
+	h := newHarness(t, Config{})
+	image := "claude-workspace:noserve-" + testenv.RandomHex(4)
+	build := exec.Command("docker", "build", "-q", "-t", image, "-")
+	build.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
+	build.Stdin = strings.NewReader("FROM " + testImage() + `
+USER 0:0
+RUN mv ` + RunHelper + ` /usr/local/bin/claude-run.real && printf '#!/bin/sh\n[ "$1" = serve ] && exit 2\nexec /usr/local/bin/claude-run.real "$@"\n' > ` + RunHelper + ` && chmod 755 ` + RunHelper + `
+USER 1000:1000
+`)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v: %s", image, err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "image", "rm", "-f", image).Run() })
+	cfg := h.cfg
+	cfg.Image = image
+	m, err := New(cfg, h.docker, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	alice := h.session("alice")
+	begin := time.Now()
+	w, err := m.EnsureRun(ctxT(t), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.RunSocket != "" {
+		t.Errorf("a run socket %s without a run server", w.RunSocket)
+	}
+	if took := time.Since(begin); took >= runServerWait {
+		t.Errorf("the start waited %s for a server that had exited", took)
+	}
+	if out, err := h.exec(w, RunHelper, "exec", "--id", "t1", "--", "echo", "by exec"); err != nil || !strings.Contains(out, "by exec") {
+		t.Errorf("a docker exec of the helper: %q, %v", out, err)
+	}
+	if _, err := m.EnsureIDE(ctxT(t), alice); err != nil {
+		t.Errorf("the IDE: %v", err)
 	}
 }
