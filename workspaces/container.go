@@ -21,39 +21,55 @@ import (
 // already used: another replica (or Ensure) created it meanwhile.
 var errNameTaken = errors.New("container name taken")
 
-// create makes the session's container (not started): the image is pulled
-// first if the policy allows, the IDE state directory prepared.
-func (m *Manager) create(ctx context.Context, spec Spec) (string, error) {
+// createAndStart makes the session's container and starts it, once the
+// caps allow one more: the image is pulled first if the policy allows, then
+// under the start lock the caps are counted, the IDE state directory
+// prepared and the container created and started. A start the caps refuse
+// leaves nothing on the engine; a container that does not start is
+// removed.
+func (m *Manager) createAndStart(ctx context.Context, spec Spec) (string, error) {
 	if err := m.ensureImage(ctx); err != nil {
 		return "", err
 	}
-	files, home, err := m.prepareDirs(spec.SessionID)
-	if err != nil {
-		return "", err
-	}
-	opts := m.createOptions(spec, files, home)
-	created, err := m.docker.ContainerCreate(ctx, opts)
-	switch {
-	case err == nil:
-	case cerrdefs.IsConflict(err):
-		return "", errNameTaken
-	case cerrdefs.IsNotFound(err):
-		return "", fmt.Errorf("%w: %s is not on the Docker engine; %s", ErrImageMissing, m.cfg.Image, MissingImageHint(m.cfg.Image))
-	default:
-		return "", fmt.Errorf("workspaces: creating %s: %w", opts.Name, unavailable(err))
-	}
-	m.logger.Info("workspace created", zap.String("session", spec.SessionID), zap.String("user", spec.UserID),
-		zap.String("container", created.ID), zap.String("image", m.cfg.Image))
-	return created.ID, nil
+	var id string
+	err := m.underCaps(ctx, spec.UserID, func(ctx context.Context) error {
+		files, home, err := m.prepareDirs(spec.SessionID)
+		if err != nil {
+			return err
+		}
+		opts := m.createOptions(spec, files, home)
+		created, err := m.docker.ContainerCreate(ctx, opts)
+		switch {
+		case err == nil:
+		case cerrdefs.IsConflict(err):
+			return errNameTaken
+		case cerrdefs.IsNotFound(err):
+			return fmt.Errorf("%w: %s is not on the Docker engine; %s", ErrImageMissing, m.cfg.Image, MissingImageHint(m.cfg.Image))
+		default:
+			return fmt.Errorf("workspaces: creating %s: %w", opts.Name, unavailable(err))
+		}
+		m.logger.Info("workspace created", zap.String("session", spec.SessionID), zap.String("user", spec.UserID),
+			zap.String("container", created.ID), zap.String("image", m.cfg.Image))
+		if err := m.startContainer(ctx, spec, created.ID); err != nil {
+			m.removeUnstarted(spec.SessionID, created.ID)
+			return err
+		}
+		id = created.ID
+		return nil
+	})
+	return id, err
 }
 
-// start starts a created or stopped container once the caps allow one more.
+// start starts the session's created or stopped container once the caps
+// allow one more.
 func (m *Manager) start(ctx context.Context, spec Spec, id string) error {
-	m.startMu.Lock()
-	defer m.startMu.Unlock()
-	if err := m.checkCaps(ctx, spec.UserID); err != nil {
-		return err
-	}
+	return m.underCaps(ctx, spec.UserID, func(ctx context.Context) error {
+		return m.startContainer(ctx, spec, id)
+	})
+}
+
+// startContainer starts container id; the caller holds the start lock.
+func (m *Manager) startContainer(ctx context.Context, spec Spec, id string) error {
 	m.forget(spec.SessionID)
 	if _, err := m.docker.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("workspaces: starting %s: %w", m.name(spec.SessionID), unavailable(err))
@@ -61,6 +77,18 @@ func (m *Manager) start(ctx context.Context, spec Spec, id string) error {
 	m.logger.Info("workspace started", zap.String("session", spec.SessionID), zap.String("container", id))
 	m.notify(Change{SessionID: spec.SessionID, UserID: spec.UserID, ContainerID: id, Running: true})
 	return nil
+}
+
+// removeUnstarted removes a container createAndStart made but could not
+// start, even when the caller's context has ended.
+func (m *Manager) removeUnstarted(sessionID, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := m.docker.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		m.logger.Error("removing a workspace that did not start", zap.String("session", sessionID),
+			zap.String("container", id), zap.Error(err))
+	}
 }
 
 // checkCaps counts the running workspaces of the manager's workspace

@@ -143,8 +143,10 @@ type Manager struct {
 	index   SessionIndex
 	sessDir string // <Workspace>/sessions
 
-	startMu sync.Mutex // one start at a time: the caps are counted, then a container started
+	startMu sync.Mutex // one start at a time in this manager; the start lock (startlock.go) orders the managers
 	locks   keyedMutex // one Ensure per session at a time
+
+	startLockLease time.Duration // see startlock.go; tests shorten it
 
 	mu         sync.Mutex
 	lastUsed   map[string]time.Time      // session id → last IDE request or run
@@ -195,7 +197,9 @@ func New(cfg Config, docker *client.Client, index SessionIndex, logger *zap.Logg
 		ready:      map[string]readyMark{},
 		runServers: map[string]runServerState{},
 		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+
+		startLockLease: defaultStartLockLease,
+		done:           make(chan struct{}),
 	}
 	go m.sweepLoop()
 	return m, nil
@@ -309,7 +313,7 @@ func (m *Manager) Ensure(ctx context.Context, spec Spec) (*Workspace, error) {
 			}
 			return m.started(ctx, spec, c.ID), nil
 		case cerrdefs.IsNotFound(err):
-			id, err := m.create(ctx, spec)
+			id, err := m.createAndStart(ctx, spec)
 			if errors.Is(err, errNameTaken) && attempt < 40 {
 				// Another replica created it first: use theirs once the
 				// engine shows it (it reserves the name a moment earlier).
@@ -317,9 +321,6 @@ func (m *Manager) Ensure(ctx context.Context, spec Spec) (*Workspace, error) {
 				continue
 			}
 			if err != nil {
-				return nil, err
-			}
-			if err := m.start(ctx, spec, id); err != nil {
 				return nil, err
 			}
 			return m.started(ctx, spec, id), nil

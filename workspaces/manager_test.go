@@ -324,6 +324,186 @@ func TestCaps(t *testing.T) {
 	}
 }
 
+// containersOf lists every container (running or not) that carries the
+// session's label, on the whole engine.
+func (h *harness) containersOf(ctx context.Context, sessionID string) []string {
+	h.t.Helper()
+	list, err := h.docker.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: client.Filters{}.Add("label", LabelSession+"="+sessionID)})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range list.Items {
+		ids = append(ids, c.ID+" ("+string(c.State)+")")
+	}
+	return ids
+}
+
+// running counts the running workspaces of h's workspace directory.
+func (h *harness) running(ctx context.Context) int {
+	h.t.Helper()
+	list, err := h.docker.ContainerList(ctx, client.ContainerListOptions{
+		Filters: client.Filters{}.Add("label", LabelRoot+"="+h.m.Config().DaemonWorkspace).Add("status", "running")})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return len(list.Items)
+}
+
+// TestRefusedStartLeavesNoContainer: a start the caps refuse (the user's
+// own, then all users'; through Ensure and EnsureIDE) creates nothing on
+// the engine for the refused session.
+func TestRefusedStartLeavesNoContainer(t *testing.T) {
+	h := newHarness(t, Config{MaxRunning: 2, MaxRunningPerUser: 1})
+	ctx := ctxT(t)
+	if _, err := h.m.Ensure(ctx, h.session("carol")); err != nil {
+		t.Fatal(err)
+	}
+	var le *LimitError
+	perUser := h.session("carol")
+	if _, err := h.m.Ensure(ctx, perUser); !errors.As(err, &le) || !le.PerUser {
+		t.Fatalf("carol's second workspace: %v, want the per-user cap", err)
+	}
+	if _, err := h.m.EnsureIDE(ctx, perUser); !errors.As(err, &le) || !le.PerUser {
+		t.Fatalf("carol's second IDE: %v, want the per-user cap", err)
+	}
+	if ids := h.containersOf(ctx, perUser.SessionID); len(ids) != 0 {
+		t.Errorf("the refused session of carol has containers: %v", ids)
+	}
+	if _, err := h.m.Ensure(ctx, h.session("dave")); err != nil {
+		t.Fatal(err)
+	}
+	overall := h.session("erin")
+	if _, err := h.m.EnsureIDE(ctx, overall); !errors.As(err, &le) || le.PerUser {
+		t.Fatalf("a third workspace: %v, want the overall cap", err)
+	}
+	if ids := h.containersOf(ctx, overall.SessionID); len(ids) != 0 {
+		t.Errorf("the refused session of erin has containers: %v", ids)
+	}
+	if n := h.running(ctx); n != 2 {
+		t.Errorf("%d workspaces run, want 2", n)
+	}
+	if locks := h.startLocks(ctx); len(locks) != 0 {
+		t.Errorf("start locks left: %v", locks)
+	}
+}
+
+// startLocks lists the start lock containers of h's workspace directory.
+func (h *harness) startLocks(ctx context.Context) []string {
+	h.t.Helper()
+	list, err := h.docker.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: client.Filters{}.Add("label", LabelStartLock+"=1").Add("label", LabelRoot+"="+h.m.Config().DaemonWorkspace)})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range list.Items {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// TestStartLockLeftByAKilledGateway: a start lock that its holder never
+// released (a gateway killed under it) holds starts back for its lease, then
+// is taken over; a start waiting for it ends with its caller's context.
+func TestStartLockLeftByAKilledGateway(t *testing.T) {
+	h := newHarness(t, Config{})
+	ctx := ctxT(t)
+	killed := h.manager()
+	if _, err := killed.lockStarts(ctx); err != nil { // never released
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	spec := h.session("alice")
+	if _, err := h.m.Ensure(short, spec); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ensure while another manager holds the start lock: %v, want the caller's deadline", err)
+	}
+	if ids := h.containersOf(ctx, spec.SessionID); len(ids) != 0 {
+		t.Errorf("containers of the session that waited: %v", ids)
+	}
+	h.m.startLockLease = time.Second
+	begin := time.Now()
+	w, err := h.m.Ensure(ctx, spec)
+	if err != nil {
+		t.Fatalf("Ensure after the lease: %v", err)
+	}
+	if took := time.Since(begin); took < time.Second {
+		t.Errorf("the lock was taken over after %s, before its lease", took)
+	}
+	if running, _ := h.inspect(w.Name); !running {
+		t.Error("the workspace does not run")
+	}
+	if locks := h.startLocks(ctx); len(locks) != 0 {
+		t.Errorf("start locks left: %v", locks)
+	}
+}
+
+// TestCapsHoldUnderConcurrentEnsure: many sessions ensured at once through
+// two managers (two replicas on one engine) start exactly as many
+// workspaces as the caps allow; every other one is refused with a
+// LimitError and has no container at all.
+func TestCapsHoldUnderConcurrentEnsure(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		users   []string
+		perUser bool
+	}{
+		{"overall", Config{MaxRunning: 3, MaxRunningPerUser: 1}, []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"}, false},
+		{"per user", Config{MaxRunning: 8, MaxRunningPerUser: 2}, []string{"carol", "carol", "carol", "carol", "carol", "carol"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.cfg)
+			ctx := ctxT(t)
+			other := h.manager()
+			specs := make([]Spec, len(tc.users))
+			for i, u := range tc.users {
+				specs[i] = h.session(u)
+			}
+			errs := make([]error, len(specs))
+			var wg sync.WaitGroup
+			for i := range specs {
+				m := h.m
+				if i%2 == 1 {
+					m = other
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, errs[i] = m.Ensure(ctx, specs[i])
+				}()
+			}
+			wg.Wait()
+			want := tc.cfg.MaxRunning
+			if tc.perUser {
+				want = tc.cfg.MaxRunningPerUser
+			}
+			started := 0
+			for i, err := range errs {
+				var le *LimitError
+				switch {
+				case err == nil:
+					started++
+				case errors.As(err, &le) && le.PerUser == tc.perUser:
+					if ids := h.containersOf(ctx, specs[i].SessionID); len(ids) != 0 {
+						t.Errorf("refused session %d has containers: %v", i, ids)
+					}
+				default:
+					t.Errorf("Ensure %d: %v", i, err)
+				}
+			}
+			if started != want {
+				t.Errorf("%d workspaces started, want %d (the cap)", started, want)
+			}
+			if n := h.running(ctx); n != want {
+				t.Errorf("%d workspaces run, want %d (the cap)", n, want)
+			}
+		})
+	}
+}
+
 // TestCapsCountOwnDeployment: the caps count the workspaces of the
 // manager's own workspace directory (its deployment, replicas included),
 // not another deployment's on the same engine, whose user ids may be the
