@@ -351,6 +351,23 @@ func (h *harness) running(ctx context.Context) int {
 	return len(list.Items)
 }
 
+// ensureAtOnce calls Ensure for every spec at once, spec i through manager
+// i modulo the managers, and returns what each call returned.
+func ensureAtOnce(ctx context.Context, managers []*Manager, specs []Spec) ([]*Workspace, []error) {
+	ws := make([]*Workspace, len(specs))
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ws[i], errs[i] = managers[i%len(managers)].Ensure(ctx, specs[i])
+		}()
+	}
+	wg.Wait()
+	return ws, errs
+}
+
 // TestRefusedStartLeavesNoContainer: a start the caps refuse (the user's
 // own, then all users'; through Ensure and EnsureIDE) creates nothing on
 // the engine for the refused session.
@@ -462,20 +479,7 @@ func TestCapsHoldUnderConcurrentEnsure(t *testing.T) {
 			for i, u := range tc.users {
 				specs[i] = h.session(u)
 			}
-			errs := make([]error, len(specs))
-			var wg sync.WaitGroup
-			for i := range specs {
-				m := h.m
-				if i%2 == 1 {
-					m = other
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, errs[i] = m.Ensure(ctx, specs[i])
-				}()
-			}
-			wg.Wait()
+			_, errs := ensureAtOnce(ctx, []*Manager{h.m, other}, specs)
 			want := tc.cfg.MaxRunning
 			if tc.perUser {
 				want = tc.cfg.MaxRunningPerUser
@@ -542,25 +546,13 @@ func TestTwoManagersOneContainer(t *testing.T) {
 	ctx := ctxT(t)
 	other := h.manager()
 	spec := h.session("alice")
-	var wg sync.WaitGroup
-	ids := make([]string, 6)
-	errs := make([]error, 6)
-	for i := range ids {
-		m := h.m
-		if i%2 == 1 {
-			m = other
+	ws, errs := ensureAtOnce(ctx, []*Manager{h.m, other}, []Spec{spec, spec, spec, spec, spec, spec})
+	ids := make([]string, len(ws))
+	for i, w := range ws {
+		if w != nil {
+			ids[i] = w.ContainerID
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w, err := m.Ensure(ctx, spec)
-			if err == nil {
-				ids[i] = w.ContainerID
-			}
-			errs[i] = err
-		}()
 	}
-	wg.Wait()
 	for i := range ids {
 		if errs[i] != nil {
 			t.Fatalf("Ensure %d: %v", i, errs[i])
