@@ -7,17 +7,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/claude-gateway/claude-gateway/containerlimits"
 )
 
 // Defaults of the zero Config fields.
 const (
-	DefaultMemory      = 256 << 20
-	DefaultCPUs        = 1.0
-	DefaultPids        = 128
 	DefaultTimeout     = 30 * time.Second
 	DefaultMaxTimeout  = 5 * time.Minute
 	DefaultOutputLimit = 1 << 20
-	DefaultTmpSize     = 64 << 20
 	DefaultConcurrency = 4
 	DefaultPerUser     = 2
 	DefaultQueue       = 16
@@ -32,6 +30,14 @@ const (
 	// MaxStdinSize bounds the standard input of one run.
 	MaxStdinSize = 1 << 20
 )
+
+// DefaultLimits are the limits of a run's container where Config.Limits
+// leaves them zero: 256 MiB of memory, one CPU, 128 processes, a 64 MiB /tmp.
+var DefaultLimits = containerlimits.Limits{Memory: 256 << 20, CPUs: 1, Pids: 128, TmpSize: 64 << 20}
+
+// MinLimits are the floors of a run's limits: 8 MiB of memory, a hundredth
+// of a CPU, 4 processes, a 1 MiB /tmp.
+var MinLimits = containerlimits.Limits{Memory: 8 << 20, CPUs: 0.01, Pids: 4, TmpSize: 1 << 20}
 
 // Config is the executor's configuration. The zero value of every field
 // means its default.
@@ -60,14 +66,9 @@ type Config struct {
 	// User is the uid:gid the code runs as; never root.
 	User string
 
-	// Memory is the memory limit of one run in bytes (swap is not allowed).
-	Memory int64
-	// CPUs is the CPU quota of one run, in CPUs.
-	CPUs float64
-	// Pids is the maximum number of processes of one run.
-	Pids int64
-	// TmpSize is the size of the tmpfs mounted at /tmp, in bytes.
-	TmpSize int64
+	// Limits bound the container of one run (memory, CPUs, processes,
+	// /tmp). Default: DefaultLimits.
+	containerlimits.Limits
 	// Timeout is a run's wall-clock limit when the request gives none.
 	Timeout time.Duration
 	// MaxTimeout is the largest wall-clock limit a request may ask for.
@@ -105,18 +106,7 @@ type Config struct {
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	if c.Memory == 0 {
-		c.Memory = DefaultMemory
-	}
-	if c.CPUs == 0 {
-		c.CPUs = DefaultCPUs
-	}
-	if c.Pids == 0 {
-		c.Pids = DefaultPids
-	}
-	if c.TmpSize == 0 {
-		c.TmpSize = DefaultTmpSize
-	}
+	c.Limits = c.Limits.WithDefaults(DefaultLimits)
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
@@ -161,13 +151,10 @@ func (c Config) withDefaults() Config {
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	c = c.withDefaults()
+	if err := c.Limits.Validate(MinLimits); err != nil {
+		return err
+	}
 	switch {
-	case c.Memory < 8<<20:
-		return fmt.Errorf("memory %d is below 8 MiB", c.Memory)
-	case c.CPUs < 0.01:
-		return fmt.Errorf("cpus %g is below 0.01", c.CPUs)
-	case c.Pids < 4:
-		return fmt.Errorf("pids %d is below 4", c.Pids)
 	case c.Timeout < time.Second:
 		return fmt.Errorf("timeout %s is below one second", c.Timeout)
 	case c.MaxTimeout < c.Timeout:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/claude-gateway/claude-gateway/containerlimits"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 )
 
@@ -177,7 +178,7 @@ func TestRunRejectsBadSpecs(t *testing.T) {
 // newTestExecutor's clean-up).
 func TestAttacks(t *testing.T) {
 	t.Parallel()
-	e := newTestExecutor(t, Config{Memory: 64 << 20, Pids: 64, TmpSize: 16 << 20, Concurrency: 8, PerUser: 8})
+	e := newTestExecutor(t, Config{Limits: containerlimits.Limits{Memory: 64 << 20, Pids: 64, TmpSize: 16 << 20}, Concurrency: 8, PerUser: 8})
 	secretDir := sessionDir(t, e, "session-b", map[string]string{"secret.txt": "TOPSECRET-b"})
 	_ = secretDir
 	ownDir := sessionDir(t, e, "session-a", map[string]string{"mine.txt": "mine"})
@@ -594,7 +595,7 @@ func TestMissingImage(t *testing.T) {
 
 func TestHardeningOfTheContainer(t *testing.T) {
 	t.Parallel()
-	e := newTestExecutor(t, Config{Memory: 96 << 20, CPUs: 0.5, Pids: 50, DaemonWorkspace: ""})
+	e := newTestExecutor(t, Config{Limits: containerlimits.Limits{Memory: 96 << 20, CPUs: 0.5, Pids: 50}, DaemonWorkspace: ""})
 	dir := sessionDir(t, e, "session-h", nil)
 	started := make(chan struct{})
 	sink := signalOnWrite(started)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/claude-gateway/claude-gateway/containerlimits"
 )
 
 // TestLimiter drives the slot logic without containers: global and per-user
@@ -167,7 +169,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no user, only a group (the image's user, often root)", Config{User: ":1000"}, false},
 		{"named user", Config{User: "sandbox"}, true},
 		{"uid only", Config{User: "1000"}, true},
-		{"tiny memory", Config{Memory: 1 << 20}, false},
+		{"tiny memory", Config{Limits: containerlimits.Limits{Memory: 1 << 20}}, false},
 		{"max below default timeout", Config{Timeout: time.Minute, MaxTimeout: time.Second * 30}, false},
 		{"per_user above concurrency", Config{Concurrency: 2, PerUser: 3}, false},
 		{"relative daemon workspace", Config{DaemonWorkspace: "workspaces"}, false},

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/claude-gateway/claude-gateway/containerlimits"
 	"github.com/claude-gateway/claude-gateway/executor"
 	"github.com/claude-gateway/claude-gateway/internal/testenv"
 	"github.com/claude-gateway/claude-gateway/workspaces"
@@ -58,7 +59,7 @@ func newRealWorkspaces(tb testing.TB, memory int64) *realWorkspaces {
 	}
 	m, err := workspaces.New(workspaces.Config{
 		Workspace: root, Image: workspaceImage(), Pull: workspaces.PullNever, Instance: instance,
-		NamePrefix: "claude-ws-test-" + testenv.RandomHex(4) + "-", SweepInterval: -1, Memory: memory,
+		NamePrefix: "claude-ws-test-" + testenv.RandomHex(4) + "-", SweepInterval: -1, Limits: containerlimits.Limits{Memory: memory},
 		MaxRunning: 100, MaxRunningPerUser: 10,
 	}, e.Docker(), nil, zaptest.NewLogger(tb))
 	if err != nil {

@@ -291,25 +291,19 @@ func (e *Executor) run(ctx context.Context, spec Spec, runID string, cmd []strin
 func (e *Executor) createOptions(spec Spec, runID string, cmd []string, source string) client.ContainerCreateOptions {
 	c := e.cfg
 	stdin := len(spec.Stdin) > 0
-	pids := c.Pids
 	hc := &container.HostConfig{
 		NetworkMode:    "none",
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},
 		ReadonlyRootfs: true,
-		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,size=" + strconv.FormatInt(c.TmpSize, 10)},
+		Tmpfs:          c.Tmpfs(),
 		// Output is read through the attach stream; nothing is kept on the
 		// daemon's disk, however much the program prints.
 		LogConfig: container.LogConfig{Type: "none"},
 		Runtime:   c.Runtime,
-		Resources: container.Resources{
-			Memory:     c.Memory,
-			MemorySwap: c.Memory,
-			NanoCPUs:   int64(c.CPUs * 1e9),
-			PidsLimit:  &pids,
-			Ulimits:    []*container.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}},
-		},
+		Resources: c.Resources(),
 	}
+	hc.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}}
 	if source != "" {
 		hc.Mounts = []mount.Mount{{
 			Type:        mount.TypeBind,

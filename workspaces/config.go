@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/claude-gateway/claude-gateway/containerlimits"
 )
 
 // Defaults of the zero Config fields.
@@ -17,16 +19,21 @@ const (
 	// LocalImage is the stand-in image `make workspace-image` builds.
 	LocalImage        = "claude-workspace:local"
 	DefaultUser       = "1000:1000"
-	DefaultMemory     = 2 << 30
-	DefaultCPUs       = 1.0
-	DefaultPids       = 512
-	DefaultTmpSize    = 256 << 20
 	DefaultIdle       = 15 * time.Minute
 	DefaultMaxRunning = 20
 	DefaultPerUser    = 3
 	DefaultStartWait  = 60 * time.Second
 	DefaultNamePrefix = "claude-ws-"
 )
+
+// DefaultLimits are the limits of a workspace's container where
+// Config.Limits leaves them zero: 2 GiB of memory, one CPU, 512 processes,
+// a 256 MiB /tmp.
+var DefaultLimits = containerlimits.Limits{Memory: 2 << 30, CPUs: 1, Pids: 512, TmpSize: 256 << 20}
+
+// MinLimits are the floors of a workspace's limits: 64 MiB of memory (the
+// IDE alone needs more), a hundredth of a CPU, 16 processes, a 1 MiB /tmp.
+var MinLimits = containerlimits.Limits{Memory: 64 << 20, CPUs: 0.01, Pids: 16, TmpSize: 1 << 20}
 
 // maxSocketPath is the longest unix socket path Linux accepts.
 const maxSocketPath = 107
@@ -65,15 +72,9 @@ type Config struct {
 	// reach the internet (package installs).
 	Network string
 
-	// Memory is the memory limit of one workspace (IDE and runs) in bytes;
-	// swap is not allowed. Default: 2 GiB.
-	Memory int64
-	// CPUs is the CPU quota of one workspace. Default: 1.
-	CPUs float64
-	// Pids is the process limit of one workspace. Default: 512.
-	Pids int64
-	// TmpSize is the size of its /tmp (tmpfs) in bytes. Default: 256 MiB.
-	TmpSize int64
+	// Limits bound the container of one workspace, its IDE and its runs
+	// together (memory, CPUs, processes, /tmp). Default: DefaultLimits.
+	containerlimits.Limits
 
 	// IdleTimeout is how long a workspace runs without IDE traffic or runs
 	// before it is stopped. Default: 15m.
@@ -110,18 +111,7 @@ func (c Config) withDefaults() Config {
 	if c.User == "" {
 		c.User = DefaultUser
 	}
-	if c.Memory == 0 {
-		c.Memory = DefaultMemory
-	}
-	if c.CPUs == 0 {
-		c.CPUs = DefaultCPUs
-	}
-	if c.Pids == 0 {
-		c.Pids = DefaultPids
-	}
-	if c.TmpSize == 0 {
-		c.TmpSize = DefaultTmpSize
-	}
+	c.Limits = c.Limits.WithDefaults(DefaultLimits)
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdle
 	}
@@ -154,17 +144,14 @@ func (c Config) withDefaults() Config {
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	c = c.withDefaults()
+	if err := c.Limits.Validate(MinLimits); err != nil {
+		return fmt.Errorf("workspaces: %w", err)
+	}
 	switch {
 	case c.Workspace == "":
 		return errors.New("workspaces: the sessions' workspace directory is not set")
 	case c.Pull != PullMissing && c.Pull != PullNever:
 		return fmt.Errorf("workspaces: pull policy %q is neither %q nor %q", c.Pull, PullMissing, PullNever)
-	case c.Memory < 64<<20:
-		return fmt.Errorf("workspaces: memory %d is below 64 MiB", c.Memory)
-	case c.CPUs < 0.01:
-		return fmt.Errorf("workspaces: cpus %g is below 0.01", c.CPUs)
-	case c.Pids < 16:
-		return fmt.Errorf("workspaces: pids %d is below 16", c.Pids)
 	case c.IdleTimeout < time.Second:
 		return fmt.Errorf("workspaces: idle timeout %s is below one second", c.IdleTimeout)
 	case c.MaxRunning < 1, c.MaxRunningPerUser < 1:

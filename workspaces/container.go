@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -157,7 +156,6 @@ func (m *Manager) daemonPath(sessionID, sub string) string {
 // createOptions is the locked-down container of one session.
 func (m *Manager) createOptions(spec Spec, files, home string) client.ContainerCreateOptions {
 	c := m.cfg
-	pids := c.Pids
 	network := c.Network
 	if network == "" {
 		network = "none"
@@ -168,22 +166,17 @@ func (m *Manager) createOptions(spec Spec, files, home string) client.ContainerC
 		SecurityOpt:    []string{"no-new-privileges"},
 		ReadonlyRootfs: true,
 		Init:           ptr(true),
-		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,size=" + strconv.FormatInt(c.TmpSize, 10)},
+		Tmpfs:          c.Tmpfs(),
 		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "1"}},
 		Runtime:        c.Runtime,
 		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3},
-		Resources: container.Resources{
-			Memory:     c.Memory,
-			MemorySwap: c.Memory,
-			NanoCPUs:   int64(c.CPUs * 1e9),
-			PidsLimit:  &pids,
-			Ulimits:    []*container.Ulimit{{Name: "nofile", Soft: 8192, Hard: 8192}},
-		},
+		Resources:      c.Resources(),
 		Mounts: []mount.Mount{
 			{Type: mount.TypeBind, Source: files, Target: FilesDir, BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate}},
 			{Type: mount.TypeBind, Source: home, Target: HomeDir, BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate}},
 		},
 	}
+	hc.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: 8192, Hard: 8192}}
 	return client.ContainerCreateOptions{
 		Name: m.name(spec.SessionID),
 		Config: &container.Config{

@@ -187,8 +187,8 @@ func TestEnsureStartsALockedDownWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := info.Container.HostConfig
-	if hc.NetworkMode != "none" || !hc.ReadonlyRootfs || hc.Memory != DefaultMemory || hc.MemorySwap != DefaultMemory ||
-		hc.PidsLimit == nil || *hc.PidsLimit != DefaultPids || len(hc.CapDrop) != 1 || hc.CapDrop[0] != "ALL" ||
+	if hc.NetworkMode != "none" || !hc.ReadonlyRootfs || hc.Memory != DefaultLimits.Memory || hc.MemorySwap != DefaultLimits.Memory ||
+		hc.PidsLimit == nil || *hc.PidsLimit != DefaultLimits.Pids || len(hc.CapDrop) != 1 || hc.CapDrop[0] != "ALL" ||
 		!strings.Contains(strings.Join(hc.SecurityOpt, ","), "no-new-privileges") || hc.Privileged {
 		t.Errorf("host config not locked down: %+v", hc)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
+	"github.com/claude-gateway/claude-gateway/containerlimits"
 	"github.com/claude-gateway/claude-gateway/executor"
 )
 
@@ -47,18 +48,11 @@ type ExecutorConfig struct {
 	// /usr/local/bin/claude-run.
 	Helper string `json:"helper,omitempty"`
 
-	// Memory is the memory limit of a run in bytes; swap equals it.
-	// Default: 256 MiB.
-	Memory int64 `json:"memory,omitempty"`
-
-	// CPUs is the CPU quota of a run. Default: 1.
-	CPUs float64 `json:"cpus,omitempty"`
-
-	// Pids is the process limit of a run. Default: 128.
-	Pids int64 `json:"pids,omitempty"`
-
-	// TmpSize is the size of a run's /tmp (tmpfs) in bytes. Default: 64 MiB.
-	TmpSize int64 `json:"tmp_size,omitempty"`
+	// Limits bound the container of a run (its JSON fields memory, cpus,
+	// pids and tmp_size sit in this object). Default: 256 MiB of memory
+	// (swap equals it), 1 CPU, 128 processes, a 64 MiB /tmp
+	// (executor.DefaultLimits).
+	containerlimits.Limits
 
 	// Timeout is a run's wall-clock limit when the request sets none.
 	// Default: 30s.
@@ -125,10 +119,7 @@ func (a *App) ExecutorSettings() executor.Config {
 		Images:          c.Images,
 		Runtime:         c.Runtime,
 		Helper:          c.Helper,
-		Memory:          c.Memory,
-		CPUs:            c.CPUs,
-		Pids:            c.Pids,
-		TmpSize:         c.TmpSize,
+		Limits:          c.Limits,
 		Timeout:         time.Duration(c.Timeout),
 		MaxTimeout:      time.Duration(c.MaxTimeout),
 		OutputLimit:     c.OutputLimit,
@@ -175,6 +166,12 @@ func parseExecutor(d *caddyfile.Dispenser, app *App) error {
 		return d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if ok, err := parseLimit(d, &c.Limits); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		var err error
 		switch name := d.Val(); name {
 		case "host":
@@ -211,20 +208,10 @@ func parseExecutor(d *caddyfile.Dispenser, app *App) error {
 			if !d.AllArgs(&c.Helper) {
 				err = d.ArgErr()
 			}
-		case "memory":
-			err = caddyfileopt.Size(d, &c.Memory)
-		case "tmp_size":
-			err = caddyfileopt.Size(d, &c.TmpSize)
 		case "output_limit":
 			err = caddyfileopt.Size(d, &c.OutputLimit)
 		case "build_context_limit":
 			err = caddyfileopt.Size(d, &c.BuildContextLimit)
-		case "cpus":
-			err = caddyfileopt.Number(d, &c.CPUs)
-		case "pids":
-			var n int
-			err = caddyfileopt.Count(d, &n)
-			c.Pids = int64(n)
 		case "concurrency":
 			err = caddyfileopt.Count(d, &c.Concurrency)
 		case "per_user":

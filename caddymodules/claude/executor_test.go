@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-gateway/claude-gateway/containerlimits"
 	"github.com/claude-gateway/claude-gateway/executor"
 )
 
@@ -42,7 +43,7 @@ func TestExecutorOption(t *testing.T) {
 					Host: "tcp://dind:2376", TLSCA: "/c/ca.pem", TLSCert: "/c/cert.pem", TLSKey: "/c/key.pem",
 					Workspace: c.Workspace, DaemonWorkspace: "/workspaces",
 					Images:  map[string]string{"python": "claude-sandbox:local", "bash": "bash:5"},
-					Runtime: "runsc", Helper: "/opt/bin/claude-run", Memory: 128 << 20, CPUs: 0.5, Pids: 64, TmpSize: 8 << 20,
+					Runtime: "runsc", Helper: "/opt/bin/claude-run", Limits: containerlimits.Limits{Memory: 128 << 20, CPUs: 0.5, Pids: 64, TmpSize: 8 << 20},
 					Timeout: 10 * time.Second, MaxTimeout: 2 * time.Minute, OutputLimit: 64 << 10,
 					Concurrency: 8, PerUser: 3, Queue: -1, QueuePerUser: 2, Instance: "gw-1", CleanupInterval: 30 * time.Second,
 				}

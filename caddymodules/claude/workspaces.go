@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/internal/caddyfileopt"
+	"github.com/claude-gateway/claude-gateway/containerlimits"
 	"github.com/claude-gateway/claude-gateway/workspaces"
 )
 
@@ -39,19 +40,11 @@ type WorkspacesConfig struct {
 	// the loopback interface.
 	Network string `json:"network,omitempty"`
 
-	// Memory is the memory limit of one workspace (IDE and runs) in bytes;
-	// swap equals it. Default: 2 GiB.
-	Memory int64 `json:"memory,omitempty"`
-
-	// CPUs is the CPU quota of one workspace. Default: 1.
-	CPUs float64 `json:"cpus,omitempty"`
-
-	// Pids is the process limit of one workspace. Default: 512.
-	Pids int64 `json:"pids,omitempty"`
-
-	// TmpSize is the size of a workspace's /tmp (tmpfs) in bytes.
-	// Default: 256 MiB.
-	TmpSize int64 `json:"tmp_size,omitempty"`
+	// Limits bound the container of one workspace, its IDE and its runs
+	// together (its JSON fields memory, cpus, pids and tmp_size sit in this
+	// object). Default: 2 GiB of memory (swap equals it), 1 CPU, 512
+	// processes, a 256 MiB /tmp (workspaces.DefaultLimits).
+	containerlimits.Limits
 
 	// IdleTimeout is how long a workspace runs without IDE traffic or runs
 	// before it is stopped; the next visit starts it again. Default: 15m.
@@ -108,10 +101,7 @@ func (a *App) WorkspaceSettings() workspaces.Config {
 		Runtime:           c.Runtime,
 		User:              e.User,
 		Network:           c.Network,
-		Memory:            c.Memory,
-		CPUs:              c.CPUs,
-		Pids:              c.Pids,
-		TmpSize:           c.TmpSize,
+		Limits:            c.Limits,
 		IdleTimeout:       time.Duration(c.IdleTimeout),
 		MaxRunning:        c.MaxRunning,
 		MaxRunningPerUser: c.MaxRunningPerUser,
@@ -146,6 +136,12 @@ func parseWorkspaces(d *caddyfile.Dispenser, app *App) error {
 		return d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if ok, err := parseLimit(d, &c.Limits); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		var err error
 		switch name := d.Val(); name {
 		case "image":
@@ -168,16 +164,6 @@ func parseWorkspaces(d *caddyfile.Dispenser, app *App) error {
 			if !d.AllArgs(&c.ContainerPrefix) {
 				err = d.ArgErr()
 			}
-		case "memory":
-			err = caddyfileopt.Size(d, &c.Memory)
-		case "tmp_size":
-			err = caddyfileopt.Size(d, &c.TmpSize)
-		case "cpus":
-			err = caddyfileopt.Number(d, &c.CPUs)
-		case "pids":
-			var n int
-			err = caddyfileopt.Count(d, &n)
-			c.Pids = int64(n)
 		case "max_running":
 			err = caddyfileopt.Count(d, &c.MaxRunning)
 		case "max_running_per_user":
