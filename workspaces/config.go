@@ -186,10 +186,15 @@ func ids(user string) (uid, gid int, err error) {
 }
 
 // MissingImageHint is the sentence that tells an operator how to get image
-// onto the engine.
-func MissingImageHint(image string) string {
+// onto the engine under the pull policy pull; it suggests the policy
+// "missing" only where it is not already the one in force.
+func MissingImageHint(image, pull string) string {
 	if image == LocalImage {
 		return "build it with `make workspace-image` (for DinD, then `make dind-workspace-image`)"
 	}
-	return fmt.Sprintf("build it with `docker build -t %s -f deploy/workspace/Dockerfile .` (for DinD, then `make dind-workspace-image WORKSPACE_IMAGE=%s`), or set the pull policy to %q where the engine reaches a registry", image, image, PullMissing)
+	hint := fmt.Sprintf("build it with `docker build -t %s -f deploy/workspace/Dockerfile .` (for DinD, then `make dind-workspace-image WORKSPACE_IMAGE=%s`)", image, image)
+	if pull != PullMissing {
+		hint += fmt.Sprintf(", or set the pull policy to %q where the engine reaches a registry", PullMissing)
+	}
+	return hint
 }

@@ -43,7 +43,7 @@ func (m *Manager) createAndStart(ctx context.Context, spec Spec) (string, error)
 		case cerrdefs.IsConflict(err):
 			return errNameTaken
 		case cerrdefs.IsNotFound(err):
-			return fmt.Errorf("%w: %s is not on the Docker engine; %s", ErrImageMissing, m.cfg.Image, MissingImageHint(m.cfg.Image))
+			return fmt.Errorf("%w: %s is not on the Docker engine; %s", ErrImageMissing, m.cfg.Image, MissingImageHint(m.cfg.Image, m.cfg.Pull))
 		default:
 			return fmt.Errorf("workspaces: creating %s: %w", opts.Name, unavailable(err))
 		}
@@ -219,22 +219,22 @@ func (m *Manager) ensureImage(ctx context.Context) error {
 		return fmt.Errorf("workspaces: inspecting image %s: %w", image, unavailable(err))
 	}
 	if m.cfg.Pull == PullNever {
-		return fmt.Errorf("%w: %s is not on the Docker engine (pull policy %q); %s", ErrImageMissing, image, PullNever, MissingImageHint(image))
+		return fmt.Errorf("%w: %s is not on the Docker engine (pull policy %q); %s", ErrImageMissing, image, PullNever, MissingImageHint(image, m.cfg.Pull))
 	}
 	m.logger.Info("pulling the workspace image", zap.String("image", image))
 	begin := time.Now()
 	resp, err := m.docker.ImagePull(ctx, image, client.ImagePullOptions{})
 	if err != nil {
-		return fmt.Errorf("%w: pulling %s: %w; %s", ErrImageMissing, image, unavailable(err), MissingImageHint(image))
+		return fmt.Errorf("%w: pulling %s: %w; %s", ErrImageMissing, image, unavailable(err), MissingImageHint(image, m.cfg.Pull))
 	}
 	defer resp.Close()
 	last := time.Now()
 	for msg, err := range resp.JSONMessages(ctx) {
 		if err != nil {
-			return fmt.Errorf("%w: pulling %s: %w; %s", ErrImageMissing, image, err, MissingImageHint(image))
+			return fmt.Errorf("%w: pulling %s: %w; %s", ErrImageMissing, image, err, MissingImageHint(image, m.cfg.Pull))
 		}
 		if msg.Error != nil {
-			return fmt.Errorf("%w: pulling %s: %s; %s", ErrImageMissing, image, msg.Error.Message, MissingImageHint(image))
+			return fmt.Errorf("%w: pulling %s: %s; %s", ErrImageMissing, image, msg.Error.Message, MissingImageHint(image, m.cfg.Pull))
 		}
 		if time.Since(last) >= 2*time.Second || msg.Progress == nil {
 			last = time.Now()

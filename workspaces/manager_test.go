@@ -645,8 +645,15 @@ func TestMissingImage(t *testing.T) {
 			t.Error("a container was created without its image")
 		}
 	}
-	if hint := MissingImageHint(LocalImage); !strings.Contains(hint, "make workspace-image") {
+	if hint := MissingImageHint(LocalImage, PullNever); !strings.Contains(hint, "make workspace-image") {
 		t.Errorf("the hint for %s: %q", LocalImage, hint)
+	}
+	const other = "registry.example/workspace:1"
+	if hint := MissingImageHint(other, PullNever); !strings.Contains(hint, "pull policy") {
+		t.Errorf("the hint under pull never does not offer the pull policy: %q", hint)
+	}
+	if hint := MissingImageHint(other, PullMissing); strings.Contains(hint, "pull policy") || !strings.Contains(hint, "docker build -t "+other) {
+		t.Errorf("the hint under pull missing: %q", hint)
 	}
 }
 
