@@ -13,11 +13,20 @@ import (
 	"github.com/coder/websocket"
 )
 
+// appSiteHeaders is the line of the app site that imports its edge headers;
+// withGeneration adds its header after it.
+const appSiteHeaders = "\timport edge max-age=31536000 app_frame_headers\n"
+
 // withGeneration returns the Caddyfile with a header that names the config
-// generation on the app host, so every load is a real change.
-func withGeneration(caddyfile string, gen int) string {
-	return strings.Replace(caddyfile, "\timport app_frame_headers\n",
-		fmt.Sprintf("\timport app_frame_headers\n\theader X-Config-Generation %d\n", gen), 1)
+// generation on the app host, so every load is a real change. It fails the
+// test when the Caddyfile has no such line to add it after.
+func withGeneration(t *testing.T, caddyfile string, gen int) string {
+	t.Helper()
+	if !strings.Contains(caddyfile, appSiteHeaders) {
+		t.Fatalf("the app site has no line %q to add the generation header after", appSiteHeaders)
+	}
+	return strings.Replace(caddyfile, appSiteHeaders,
+		fmt.Sprintf("%s\theader X-Config-Generation %d\n", appSiteHeaders, gen), 1)
 }
 
 // TestReloadUnderLoad reloads the config through the admin API while clients
@@ -69,7 +78,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	const reloads = 5
 	for gen := 1; gen <= reloads; gen++ {
 		time.Sleep(400 * time.Millisecond)
-		if err := s.gw.Load(withGeneration(s.gw.Config, gen)); err != nil {
+		if err := s.gw.Load(withGeneration(t, s.gw.Config, gen)); err != nil {
 			t.Fatalf("reload %d: %v", gen, err)
 		}
 		got, err := echoRoundTrip(ctx, ws, fmt.Sprintf("after reload %d", gen))
