@@ -22,24 +22,7 @@ const TestSecret = "test-secret-key-0123456789abcdef-0123456789abcdef"
 // (id, username, role), valid for ttl, signed with secret.
 func AccessToken(t testing.TB, secret, userID, username, role string, ttl time.Duration) string {
 	t.Helper()
-	now := time.Now()
-	claims := jwt.MapClaims{
-		"iss":      TokenIssuer,
-		"aud":      TokenAudience,
-		"sub":      userID,
-		"username": username,
-		"role":     role,
-		"typ":      "access",
-		"jti":      "test-" + testenv.RandomHex(12),
-		"iat":      now.Unix(),
-		"nbf":      now.Unix(),
-		"exp":      now.Add(ttl).Unix(),
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return mint(t, secret, TokenAudience, "access", userID, username, role, ttl)
 }
 
 // IDETokenAudience is the audience of IDE tokens unless configured otherwise.
@@ -49,14 +32,21 @@ const IDETokenAudience = TokenAudience + "-ide"
 // claude_ide_gate does when it redeems a ticket: valid on the IDE host only.
 func IDEToken(t testing.TB, secret, userID, username, role string, ttl time.Duration) string {
 	t.Helper()
+	return mint(t, secret, IDETokenAudience, "ide", userID, username, role, ttl)
+}
+
+// mint signs the claims the gateway writes for a token of type typ and
+// audience aud.
+func mint(t testing.TB, secret, aud, typ, userID, username, role string, ttl time.Duration) string {
+	t.Helper()
 	now := time.Now()
 	claims := jwt.MapClaims{
 		"iss":      TokenIssuer,
-		"aud":      IDETokenAudience,
+		"aud":      aud,
 		"sub":      userID,
 		"username": username,
 		"role":     role,
-		"typ":      "ide",
+		"typ":      typ,
 		"jti":      "test-" + testenv.RandomHex(12),
 		"iat":      now.Unix(),
 		"nbf":      now.Unix(),
