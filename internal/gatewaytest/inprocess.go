@@ -1,6 +1,7 @@
 package gatewaytest
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -38,11 +39,16 @@ func CPUTime(tb testing.TB) time.Duration {
 // alternating chunks (alternating which goes first too), so that a change in
 // the machine's load hits both alike. It reports each route's wall-clock rate
 // as "<name>-req/s", the rate one core sustains from CPU time as
-// "<name>-req/s/core", and the share of that rate the measured route costs as
-// "<names[1]>-cost-%".
+// "<name>-req/s/core", the share of that rate the measured route costs as
+// "<names[1]>-cost-%", and each route's heap allocations per request (the
+// whole process's: client, Caddy and upstream) as "<name>-allocs/req" and
+// "<name>-B/req". Allocation counts do not depend on the machine's load, so
+// they are the steadiest figure on a busy machine.
 func CompareRoutes(b *testing.B, names [2]string, request [2]func()) {
 	const chunk = 50
 	var wall, cpu [2]time.Duration
+	var allocs, bytes [2]uint64
+	var ms runtime.MemStats
 	b.ResetTimer()
 	for done, round := 0, 0; done < b.N; round++ {
 		n := min(chunk, b.N-done)
@@ -51,12 +57,17 @@ func CompareRoutes(b *testing.B, names [2]string, request [2]func()) {
 			order = [2]int{1, 0}
 		}
 		for _, i := range order {
+			runtime.ReadMemStats(&ms)
+			m0, b0 := ms.Mallocs, ms.TotalAlloc
 			c0, w0 := CPUTime(b), time.Now()
 			for range n {
 				request[i]()
 			}
 			wall[i] += time.Since(w0)
 			cpu[i] += CPUTime(b) - c0
+			runtime.ReadMemStats(&ms)
+			allocs[i] += ms.Mallocs - m0
+			bytes[i] += ms.TotalAlloc - b0
 		}
 		done += n
 	}
@@ -65,6 +76,8 @@ func CompareRoutes(b *testing.B, names [2]string, request [2]func()) {
 	for i, name := range names {
 		b.ReportMetric(1e9/perReq(wall[i]), name+"-req/s")
 		b.ReportMetric(1e9/perReq(cpu[i]), name+"-req/s/core")
+		b.ReportMetric(float64(allocs[i])/float64(b.N), name+"-allocs/req")
+		b.ReportMetric(float64(bytes[i])/float64(b.N), name+"-B/req")
 	}
 	b.ReportMetric(100*(1-perReq(cpu[0])/perReq(cpu[1])), names[1]+"-cost-%")
 }
