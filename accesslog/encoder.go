@@ -16,9 +16,17 @@ import (
 //
 // Every other field is written by the wrapped encoder untouched. Nothing is
 // parsed or copied unless it holds a secret.
+//
+// The request a logger is given with With is held, not encoded, until an
+// entry is written: Caddy gives it to every log's encoder at once (its
+// access logger and the reverse proxy's logger reach all configured logs),
+// and only the log that writes the entry needs it, once.
 type Encoder struct {
 	zapcore.Encoder
 	r *Redactor
+	// request is the "request" object added with With, to be encoded with
+	// the next entry; nil if there is none.
+	request zapcore.ObjectMarshaler
 }
 
 // NewEncoder wraps inner with redactor r.
@@ -30,13 +38,19 @@ func NewEncoder(inner zapcore.Encoder, r *Redactor) *Encoder {
 // copy of them no longer fits on the stack.
 const maxInlineFields = 16
 
-// EncodeEntry writes ent and fields through the wrapped encoder, with the
-// secret-bearing fields wrapped in their redacting marshalers.
+// EncodeEntry writes ent and fields through the wrapped encoder, the held
+// request first, with the secret-bearing fields wrapped in their redacting
+// marshalers.
 func (e *Encoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
 	var inline [maxInlineFields]zapcore.Field
 	out := fields
 	copied := false
-	for i, f := range fields {
+	if e.request != nil {
+		held := zapcore.Field{Key: "request", Type: zapcore.ObjectMarshalerType, Interface: e.request}
+		out = append(append(inline[:0], held), fields...)
+		copied = true
+	}
+	for i, f := range out {
 		if f.Type != zapcore.ObjectMarshalerType {
 			continue
 		}
@@ -53,17 +67,22 @@ func (e *Encoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffe
 	return e.Encoder.EncodeEntry(ent, out)
 }
 
-// AddObject redacts the fields a logger adds with With.
+// AddObject holds the request a logger is given with With until an entry
+// is written, and redacts the other objects it is given.
 func (e *Encoder) AddObject(key string, m zapcore.ObjectMarshaler) error {
+	if key == "request" && e.request == nil {
+		e.request = m
+		return nil
+	}
 	if w, ok := e.wrap(key, m); ok {
 		m = w
 	}
 	return e.Encoder.AddObject(key, m)
 }
 
-// Clone copies the encoder, its wrapped encoder included.
+// Clone copies the encoder, its wrapped encoder and held request included.
 func (e *Encoder) Clone() zapcore.Encoder {
-	return &Encoder{Encoder: e.Encoder.Clone(), r: e.r}
+	return &Encoder{Encoder: e.Encoder.Clone(), r: e.r, request: e.request}
 }
 
 // wrap returns the redacting marshaler of a top-level field, if it has one.
