@@ -13,6 +13,8 @@
 # system, from /proc, over each round), whose ratio does not depend on what
 # else the machine runs, unlike requests/s on a shared machine.
 # Usage: bench/run.sh [seconds per round] [connections] [rounds]
+# With BENCH_PROFILE=<dir>, one more round of bare and of app writes the
+# gateway's CPU profiles there (bare.pprof, app.pprof: go tool pprof).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -101,6 +103,18 @@ for ((i = 1; i <= rounds; i++)); do
 	run bare+log-http "http://localhost:$BENCH_LOGGED_HTTP_PORT/"
 	run app-http "http://localhost:$BENCH_APP_HTTP_PORT/" "Authorization: Bearer $token"
 done
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	mkdir -p "$BENCH_PROFILE"
+	profile() { # name url [header]: a CPU profile of the gateway during one more round
+		curl -sf "http://$CLAUDE_ADMIN/debug/pprof/profile?seconds=$secs" -o "$BENCH_PROFILE/$1.pprof" &
+		local curl_pid=$!
+		run "profiled-$1" "${@:2}" # not among the medians: profiling slows it
+		wait "$curl_pid"
+	}
+	profile bare "https://localhost:$BENCH_BARE_PORT/"
+	profile app "https://localhost:$CLAUDE_HTTPS_PORT/" "Authorization: Bearer $token"
+	echo "bench: CPU profiles in $BENCH_PROFILE (go tool pprof -top bin/claude-gateway $BENCH_PROFILE/app.pprof)"
+fi
 python3 - "$work" "${targets[@]}" <<'PY'
 import sys, pathlib, statistics
 d, names = pathlib.Path(sys.argv[1]), sys.argv[2:]
