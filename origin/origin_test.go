@@ -195,6 +195,51 @@ func TestCORS(t *testing.T) {
 	}
 }
 
+// CORSHeaders set before an upstream answers and again when the response
+// starts: the upstream's CORS headers (added to the gateway's, as a proxy
+// copies them) are replaced, its Vary is kept, Origin is named once; and
+// setting them again allocates nothing.
+func TestCORSHeadersSetAgain(t *testing.T) {
+	p := testPolicy(t)
+	for _, tc := range []struct {
+		name, origin string
+		want         bool
+	}{
+		{"listed", "https://admin.example.com", true},
+		{"none", "", false},
+		{"unlisted", "https://evil.example", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request(http.MethodGet, "/", map[string]string{"Origin": tc.origin})
+			c := p.CORSHeaders(r)
+			h := http.Header{}
+			c.Set(h)
+			h.Add("Access-Control-Allow-Origin", "*")
+			h.Add("Access-Control-Allow-Credentials", "true")
+			h.Add("Access-Control-Allow-Methods", "DELETE")
+			h.Add("Vary", "Accept-Encoding")
+			c.Set(h)
+			if got := h.Values("Vary"); strings.Join(got, "|") != "Origin|Accept-Encoding" {
+				t.Errorf("Vary = %q", got)
+			}
+			if h.Get("Access-Control-Allow-Methods") != "" {
+				t.Errorf("the upstream's Access-Control-Allow-Methods survived: %v", h)
+			}
+			acao, creds := h.Values("Access-Control-Allow-Origin"), h.Values("Access-Control-Allow-Credentials")
+			if tc.want && (len(acao) != 1 || acao[0] != tc.origin || len(creds) != 1 || creds[0] != "true" ||
+				h.Get("Access-Control-Expose-Headers") != strings.Join(DefaultExposeHeaders, ", ")) {
+				t.Errorf("allowed origin: %v", h)
+			}
+			if !tc.want && (len(acao) != 0 || len(creds) != 0) {
+				t.Errorf("origin %q got CORS headers: %v", tc.origin, h)
+			}
+			if n := testing.AllocsPerRun(100, func() { c.Set(h) }); n != 0 {
+				t.Errorf("setting them again: %v allocations", n)
+			}
+		})
+	}
+}
+
 func TestCheckCSRF(t *testing.T) {
 	p := testPolicy(t)
 	cookie := "__Host-claude_access=x"

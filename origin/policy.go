@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -33,7 +34,7 @@ const DefaultMaxAge = 10 * time.Minute
 
 // Policy applies one List to CORS, CSRF and WebSocket upgrades. A request's
 // own origin (the scheme and Host it was sent to) is same-origin and always
-// allowed, besides the List.
+// allowed, besides the List. A Policy in use must not be changed.
 type Policy struct {
 	// List holds the allowed origins.
 	List *List
@@ -45,6 +46,9 @@ type Policy struct {
 	AllowMethods, AllowHeaders, ExposeHeaders []string
 	// MaxAge is the preflight cache lifetime; zero means DefaultMaxAge.
 	MaxAge time.Duration
+
+	exposeOnce sync.Once
+	expose     string
 }
 
 // allowed reports whether origin is the request's own origin or in the list.
@@ -140,19 +144,67 @@ func (p *Policy) Preflight(h http.Header, r *http.Request) bool {
 // CORS sets the headers of an actual (non-preflight) response: the echoed
 // origin, credentials and exposed headers for an allowed origin, only
 // "Vary: Origin" for any other. It first removes CORS headers already in h, so
-// an upstream cannot widen the policy.
+// an upstream cannot widen the policy. A caller that sets them more than once
+// per request uses CORSHeaders.
 func (p *Policy) CORS(h http.Header, r *http.Request) {
+	c := p.CORSHeaders(r)
+	c.Set(h)
+}
+
+// CORSHeaders decides the CORS headers of the response to r (see CORS), for
+// the caller to set with Set as often as it needs to.
+func (p *Policy) CORSHeaders(r *http.Request) CORSHeaders {
+	origin := requestOrigin(r)
+	if !p.allowed(r, origin) {
+		return CORSHeaders{}
+	}
+	return CORSHeaders{allowed: true, origin: origin, expose: p.exposeHeaders()}
+}
+
+// CORSHeaders are the CORS headers of one actual response, decided once by
+// Policy.CORSHeaders. The header values Set adds are slices of an array the
+// CORSHeaders holds, so a caller that keeps it in an allocation it makes
+// anyway sets them without allocating, however often.
+type CORSHeaders struct {
+	allowed        bool
+	origin, expose string
+	// values backs Access-Control-Allow-Origin, -Allow-Credentials,
+	// -Expose-Headers and an added Vary, in that order.
+	values [4]string
+}
+
+// Set removes the CORS headers in h, adds Origin to its Vary header unless
+// it names it already, and, for an allowed origin, sets
+// Access-Control-Allow-Origin, -Allow-Credentials and -Expose-Headers.
+func (c *CORSHeaders) Set(h http.Header) {
 	for _, name := range corsResponseHeaders {
 		delete(h, name) // canonical names: Del would canonicalise them again
 	}
-	addVary(h, "Origin")
-	origin := requestOrigin(r)
-	if !p.allowed(r, origin) {
+	switch vary := h["Vary"]; {
+	case len(vary) == 0:
+		// Nothing else holds this element: Vary did not name Origin when
+		// it was last set.
+		c.values[3] = "Origin"
+		h["Vary"] = c.values[3:4:4]
+	case !hasVary(vary, "Origin"):
+		h["Vary"] = append(vary, "Origin")
+	}
+	if !c.allowed {
 		return
 	}
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Expose-Headers", strings.Join(orDefault(p.ExposeHeaders, DefaultExposeHeaders), ", "))
+	// The header map held these elements only under the names deleted above.
+	c.values[0], c.values[1], c.values[2] = c.origin, "true", c.expose
+	h["Access-Control-Allow-Origin"] = c.values[0:1:1]
+	h["Access-Control-Allow-Credentials"] = c.values[1:2:2]
+	h["Access-Control-Expose-Headers"] = c.values[2:3:3]
+}
+
+// exposeHeaders is the value of Access-Control-Expose-Headers, joined once.
+func (p *Policy) exposeHeaders() string {
+	p.exposeOnce.Do(func() {
+		p.expose = strings.Join(orDefault(p.ExposeHeaders, DefaultExposeHeaders), ", ")
+	})
+	return p.expose
 }
 
 // corsResponseHeaders are the CORS response headers, in canonical form.

@@ -146,6 +146,14 @@ func TestCORSActualResponse(t *testing.T) {
 	if v := resp.Header.Values("Access-Control-Allow-Origin"); len(v) != 0 || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Errorf("unlisted origin got CORS headers: %v", resp.Header)
 	}
+	// Without an Origin header too, the upstream's CORS headers are removed.
+	resp, _ = s.do(t, http.MethodGet, "/api/things", map[string]string{"Authorization": bearer})
+	if v := resp.Header.Values("Access-Control-Allow-Origin"); resp.StatusCode != http.StatusOK || len(v) != 0 || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("no origin: %d, CORS headers: %v", resp.StatusCode, resp.Header)
+	}
+	if !strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Origin") {
+		t.Errorf("no origin: no Vary: Origin: %v", resp.Header)
+	}
 }
 
 // TestCORSOnGatewayErrors: answers the gateway makes itself after the origin

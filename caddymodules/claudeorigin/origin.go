@@ -130,8 +130,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Set the CORS headers now, so answers of handlers before the upstream
 	// (a 401, a 429) carry them, and again when the response starts, so an
 	// upstream's own CORS headers never survive.
-	h.policy.CORS(w.Header(), r)
-	cw := &corsWriter{policy: h.policy, r: r}
+	cw := &corsWriter{cors: h.policy.CORSHeaders(r)}
+	cw.cors.Set(w.Header())
 	cw.ResponseWriterWrapper.ResponseWriter = w
 	return next.ServeHTTP(cw, r)
 }
@@ -145,19 +145,19 @@ func (h *Handler) refuse(r *http.Request, e *apierror.Error) error {
 	return claudeerror.Error(e)
 }
 
-// corsWriter re-applies the CORS headers of r when the response starts. One
-// allocation per request: the wrapper is embedded, not pointed to.
+// corsWriter sets the request's CORS headers again when the response starts.
+// One allocation per request: the wrapper is embedded, not pointed to, and
+// the header values live in cors.
 type corsWriter struct {
 	caddyhttp.ResponseWriterWrapper
-	policy      *origin.Policy
-	r           *http.Request
+	cors        origin.CORSHeaders
 	wroteHeader bool
 }
 
 func (cw *corsWriter) WriteHeader(status int) {
 	if !cw.wroteHeader && (status >= 200 || status == http.StatusSwitchingProtocols) {
 		cw.wroteHeader = true
-		cw.policy.CORS(cw.Header(), cw.r)
+		cw.cors.Set(cw.Header())
 	}
 	cw.ResponseWriterWrapper.WriteHeader(status)
 }
