@@ -30,8 +30,32 @@ func NewContext(ctx context.Context, u User) context.Context {
 	return context.WithValue(ctx, ctxKey{}, u)
 }
 
+// Context is a context that carries User over the context it embeds, as
+// NewContext's does, for a caller that keeps it in a struct it allocates
+// anyway: the user then costs no allocation of its own. While User has no
+// ID, it carries the embedded context's user, if any.
+type Context struct {
+	context.Context
+	// User is the user the context carries.
+	User User
+}
+
+// Value returns the user for FromContext's key, and the embedded context's
+// value otherwise.
+func (c *Context) Value(key any) any {
+	if _, ok := key.(ctxKey); ok && c.User.ID != "" {
+		return &c.User
+	}
+	return c.Context.Value(key)
+}
+
 // FromContext returns the user ctx carries, if any.
 func FromContext(ctx context.Context) (User, bool) {
-	u, ok := ctx.Value(ctxKey{}).(User)
-	return u, ok && u.ID != ""
+	switch u := ctx.Value(ctxKey{}).(type) {
+	case User:
+		return u, u.ID != ""
+	case *User:
+		return *u, u.ID != ""
+	}
+	return User{}, false
 }

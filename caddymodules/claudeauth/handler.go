@@ -7,7 +7,6 @@
 package claudeauth
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +64,7 @@ const (
 // access token, or the IDE host's token) as Authorization: Bearer or the
 // gateway's access cookie (never the query string) on every request except
 // the public paths. On success the user goes into the request context
-// (identity.NewContext), the placeholders {http.auth.user.id},
+// (identity.FromContext finds it), the placeholders {http.auth.user.id},
 // {http.auth.user.username}, {http.auth.user.role}, {http.auth.method} and
 // {http.auth.token_type}, and the X-Auth-User-Id/-Name/-Role headers sent upstream. On every
 // request, public or not, it removes what an upstream must not get or
@@ -211,7 +210,8 @@ func isIdentityHeader(name string) bool {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	p, r := presentedToken(r)
+	c, r := requestAuth(r)
+	p := &c.presented
 	public := h.public.Match(r.URL.Path)
 	if p.typ == h.Token {
 		// An earlier claude_auth of this route verified this token for the
@@ -222,11 +222,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	StripIdentityHeaders(r)
 	StripCredentials(r)
 	GuardConnectionHeader(r)
-	SetClientAddress(r)
+	setClientAddress(r, c.values[3:4:4])
 	p.typ = h.Token
 	p.claims, p.err = h.authenticate(p.token)
 	if p.err == nil {
-		r = SetIdentity(r, p.claims, p.method)
+		c.setIdentity(r, p.claims, p.method)
 	}
 	return h.decide(w, r, next, p, public)
 }
@@ -257,9 +257,6 @@ func (h *Handler) authenticate(tok string) (*auth.Claims, error) {
 	return h.auth.AuthenticateType(tok, h.Token)
 }
 
-// presentedKey is the context key of the token a request presented.
-type presentedKey struct{}
-
 // presented is the token a request presented, how, and what the first
 // claude_auth of the route found it to be.
 type presented struct {
@@ -271,40 +268,78 @@ type presented struct {
 	err    error
 }
 
-// presentedToken returns the token r presents (see TokenFromRequest), how,
-// and the outcome of its verification if a claude_auth verified it already.
-// The first claude_auth of a route keeps it in the request's context before
+// authContext is the request's context from the first claude_auth of its
+// route on: one allocation holding the token the request presented and its
+// outcome, the verified user (identity.FromContext finds it) and the values
+// of the headers sent upstream.
+type authContext struct {
+	identity.Context
+	presented presented
+	// values backs X-Auth-User-Id, -Name, -Role and X-Real-Ip, in that order.
+	values [4]string
+}
+
+// presentedKey is the context key of a request's authContext.
+type presentedKey struct{}
+
+// Value returns c for presentedKey, and what the embedded identity context
+// holds otherwise.
+func (c *authContext) Value(key any) any {
+	if _, ok := key.(presentedKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// requestAuth returns the authContext of r, and r with it: the one an earlier
+// claude_auth of the route made, or a new one holding the token r presents
+// (see TokenFromRequest). The first claude_auth of a route makes it before
 // it strips the credentials, so that a later claude_auth on the same route
 // (a route may identify the caller first, count the request, then decide)
 // decides on the same token without verifying it again.
-func presentedToken(r *http.Request) (*presented, *http.Request) {
-	if p, ok := r.Context().Value(presentedKey{}).(*presented); ok {
-		return p, r
+func requestAuth(r *http.Request) (*authContext, *http.Request) {
+	if c, ok := r.Context().Value(presentedKey{}).(*authContext); ok {
+		return c, r
 	}
-	p := new(presented)
-	p.token, p.method = TokenFromRequest(r)
-	r = r.WithContext(context.WithValue(r.Context(), presentedKey{}, p))
-	return p, r
+	c := new(authContext)
+	c.Context.Context = r.Context()
+	c.presented.token, c.presented.method = TokenFromRequest(r)
+	return c, r.WithContext(c)
 }
 
-// SetIdentity puts the verified user of claims into the context, the
-// placeholders and the upstream headers of r, and returns the new request.
-func SetIdentity(r *http.Request, claims *auth.Claims, method string) *http.Request {
+// setIdentity puts the verified user of claims into c (the context of r),
+// the placeholders and the upstream headers of r.
+func (c *authContext) setIdentity(r *http.Request, claims *auth.Claims, method string) {
 	u := claims.User()
-	r = r.WithContext(identity.NewContext(r.Context(), u))
+	c.Context.User = u
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set(PlaceholderUserID, u.ID)
 		repl.Set(PlaceholderUserName, u.Username)
-		repl.Set(PlaceholderUserRole, u.Role)
-		repl.Set(PlaceholderMethod, method)
-		repl.Set(PlaceholderTokenType, claims.Type)
+		repl.Set(PlaceholderUserRole, placeholderValue(u.Role))
+		repl.Set(PlaceholderMethod, placeholderValue(method))
+		repl.Set(PlaceholderTokenType, placeholderValue(claims.Type))
 	}
-	// One backing array for the three values; the names are canonical.
-	v := [3]string{u.ID, u.Username, u.Role}
-	r.Header[HeaderUserID] = v[0:1:1]
-	r.Header[HeaderUserName] = v[1:2:2]
-	r.Header[HeaderUserRole] = v[2:3:3]
-	return r
+	// The names are canonical; the identity headers were stripped above, so
+	// nothing else holds these elements.
+	c.values[0], c.values[1], c.values[2] = u.ID, u.Username, u.Role
+	r.Header[HeaderUserID] = c.values[0:1:1]
+	r.Header[HeaderUserName] = c.values[1:2:2]
+	r.Header[HeaderUserRole] = c.values[2:3:3]
+}
+
+// knownValues are the placeholder values known in advance (roles, methods,
+// token types), made interface values once: setting one allocates nothing.
+var knownValues = [...]any{identity.RoleAdmin, identity.RoleUser, MethodBearer, MethodCookie, TokenAccess, TokenIDE}
+
+// placeholderValue returns v as a placeholder value, one of knownValues when
+// it is one.
+func placeholderValue(v string) any {
+	for _, k := range knownValues {
+		if k.(string) == v {
+			return k
+		}
+	}
+	return v
 }
 
 // refuse answers a request without a valid token: a browser loading a page

@@ -80,6 +80,12 @@ func StripCredentials(r *http.Request) {
 // trusted proxy, and spellings of these and X-Forwarded-* with '_' are
 // removed (reverse_proxy sets X-Forwarded-* itself).
 func SetClientAddress(r *http.Request) {
+	setClientAddress(r, make([]string, 1))
+}
+
+// setClientAddress is SetClientAddress with X-Real-Ip's value kept in slot
+// (length and capacity 1), which nothing else may hold.
+func setClientAddress(r *http.Request, slot []string) {
 	for name := range r.Header {
 		if strings.IndexByte(name, '_') < 0 {
 			continue
@@ -95,7 +101,8 @@ func SetClientAddress(r *http.Request) {
 		r.Header.Del("Forwarded")
 	}
 	if ip := ClientIP(r); ip != "" {
-		r.Header.Set("X-Real-Ip", ip)
+		slot[0] = ip
+		r.Header["X-Real-Ip"] = slot
 	} else {
 		r.Header.Del("X-Real-Ip")
 	}
