@@ -1,21 +1,24 @@
 package accesslog
 
 import (
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 )
 
 // Encoder wraps an encoder (Caddy's JSON encoder, typically) and rewrites,
-// in the access log entries it writes:
+// in the entries it writes, the fields that can hold a secret:
 //   - request>uri: secret query parameters redacted (Redactor.URI);
-//   - request>headers: Authorization, Proxy-Authorization and Cookie
-//     redacted whatever the server's log_credentials says, Referer dropped
-//     (it repeats another page's URL, secrets included);
-//   - resp_headers: Set-Cookie redacted, Location's secret query parameters
-//     redacted (the IDE sign-on redirects with a one-time ticket).
+//   - request>headers and resp_headers: as ruleOf says (credentials
+//     redacted whatever the server's log_credentials says, a request's
+//     Referer left out, a response's Location redacted like a URI).
 //
 // Every other field is written by the wrapped encoder untouched. Nothing is
-// parsed or copied unless it holds a secret.
+// parsed or copied unless it holds a secret, and Caddy's request and header
+// fields are written without an allocation (http.go).
 //
 // The request a logger is given with With is held, not encoded, until an
 // entry is written: Caddy gives it to every log's encoder at once (its
@@ -34,48 +37,44 @@ func NewEncoder(inner zapcore.Encoder, r *Redactor) *Encoder {
 	return &Encoder{Encoder: inner, r: r}
 }
 
-// maxInlineFields is how many fields an entry may have before EncodeEntry's
-// copy of them no longer fits on the stack.
-const maxInlineFields = 16
-
 // EncodeEntry writes ent and fields through the wrapped encoder, the held
-// request first, with the secret-bearing fields wrapped in their redacting
-// marshalers.
+// request first, with the secret-bearing fields redacted.
 func (e *Encoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
-	var inline [maxInlineFields]zapcore.Field
-	out := fields
-	copied := false
-	if e.request != nil {
-		held := zapcore.Field{Key: "request", Type: zapcore.ObjectMarshalerType, Interface: e.request}
-		out = append(append(inline[:0], held), fields...)
-		copied = true
+	if e.request == nil && !slices.ContainsFunc(fields, mayHoldSecrets) {
+		return e.Encoder.EncodeEntry(ent, fields)
 	}
+	s := getScratch(e.r)
+	defer putScratch(s)
+	// A copy: never change the caller's slice, other cores may share it.
+	out := s.fields[:0]
+	if e.request != nil {
+		out = append(out, zapcore.Field{Key: "request", Type: zapcore.ObjectMarshalerType, Interface: e.request})
+	}
+	out = append(out, fields...)
 	for i, f := range out {
-		if f.Type != zapcore.ObjectMarshalerType {
-			continue
+		if mayHoldSecrets(f) {
+			out[i].Interface = e.wrap(f.Key, f.Interface.(zapcore.ObjectMarshaler), s)
 		}
-		m, ok := e.wrap(f.Key, f.Interface.(zapcore.ObjectMarshaler))
-		if !ok {
-			continue
-		}
-		if !copied { // never change the caller's slice: other cores may share it
-			out = append(inline[:0], fields...)
-			copied = true
-		}
-		out[i].Interface = m
 	}
 	return e.Encoder.EncodeEntry(ent, out)
+}
+
+// mayHoldSecrets reports whether f is an object field that wrap redacts.
+func mayHoldSecrets(f zapcore.Field) bool {
+	return f.Type == zapcore.ObjectMarshalerType && (f.Key == "request" || f.Key == "resp_headers")
 }
 
 // AddObject holds the request a logger is given with With until an entry
 // is written, and redacts the other objects it is given.
 func (e *Encoder) AddObject(key string, m zapcore.ObjectMarshaler) error {
-	if key == "request" && e.request == nil {
+	switch {
+	case key == "request" && e.request == nil:
 		e.request = m
 		return nil
-	}
-	if w, ok := e.wrap(key, m); ok {
-		m = w
+	case key == "request" || key == "resp_headers":
+		s := getScratch(e.r)
+		defer putScratch(s)
+		m = e.wrap(key, m, s)
 	}
 	return e.Encoder.AddObject(key, m)
 }
@@ -85,15 +84,54 @@ func (e *Encoder) Clone() zapcore.Encoder {
 	return &Encoder{Encoder: e.Encoder.Clone(), r: e.r, request: e.request}
 }
 
-// wrap returns the redacting marshaler of a top-level field, if it has one.
-func (e *Encoder) wrap(key string, m zapcore.ObjectMarshaler) (zapcore.ObjectMarshaler, bool) {
-	switch key {
-	case "request":
-		return requestMarshaler{m: m, r: e.r}, true
-	case "resp_headers":
-		return headerMarshaler{m: m, r: e.r, response: true}, true
+// wrap returns the redacting marshaler of a "request" or "resp_headers"
+// field: for Caddy's request and header types, one of ours pointing into s
+// (valid while s is not put back; one of each per entry); otherwise m with
+// the encoder it writes to rewriting the fields that can hold a secret.
+func (e *Encoder) wrap(key string, m zapcore.ObjectMarshaler, s *entryScratch) zapcore.ObjectMarshaler {
+	if key == "request" {
+		if req, ok := m.(caddyhttp.LoggableHTTPRequest); ok && req.Request != nil && s.request.req == nil {
+			s.request.req = req.Request
+			return &s.request
+		}
+		return requestMarshaler{m: m, r: e.r}
 	}
-	return nil, false
+	if h, ok := m.(caddyhttp.LoggableHTTPHeader); ok && h.Header != nil && s.respHeaders.h == nil {
+		s.respHeaders.h, s.respHeaders.response = h.Header, true
+		return &s.respHeaders
+	}
+	return headerMarshaler{m: m, r: e.r, response: true}
+}
+
+// headerRule is how a header is logged.
+type headerRule int
+
+const (
+	logValues       headerRule = iota // as it is
+	logRedacted                       // one value: Redacted
+	logRedactedURIs                   // each value a URI, its secret query parameters redacted
+	leaveOut                          // not at all
+)
+
+// ruleOf returns the rule of a request's or a response's header, whatever
+// the case of its name: credentials redacted whatever the server's
+// log_credentials says, a request's Referer left out (it repeats another
+// page's URL, secrets included), a response's Location with its secret
+// query parameters redacted (the IDE sign-on redirects with a one-time
+// ticket).
+func ruleOf(name string, response bool) headerRule {
+	for _, c := range [...]string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"} {
+		if strings.EqualFold(name, c) {
+			return logRedacted
+		}
+	}
+	switch {
+	case !response && strings.EqualFold(name, "Referer"):
+		return leaveOut
+	case response && strings.EqualFold(name, "Location"):
+		return logRedactedURIs
+	}
+	return logValues
 }
 
 // requestMarshaler marshals a request with its URI and headers redacted.
@@ -153,17 +191,13 @@ var redactedValues zapcore.ArrayMarshaler = zapcore.ArrayMarshalerFunc(func(ae z
 })
 
 func (he headerEncoder) AddArray(key string, values zapcore.ArrayMarshaler) error {
-	switch key {
-	case "Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie":
+	switch ruleOf(key, he.response) {
+	case logRedacted:
 		values = redactedValues
-	case "Referer":
-		if !he.response {
-			return nil
-		}
-	case "Location":
-		if he.response {
-			values = uriArray{m: values, r: he.r}
-		}
+	case logRedactedURIs:
+		values = uriArray{m: values, r: he.r}
+	case leaveOut:
+		return nil
 	}
 	return he.ObjectEncoder.AddArray(key, values)
 }
