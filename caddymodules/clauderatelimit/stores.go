@@ -7,7 +7,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/ulule/limiter/v3"
-	"github.com/ulule/limiter/v3/drivers/store/memory"
 	"go.uber.org/zap"
 
 	"github.com/claude-gateway/claude-gateway/caddymodules/claude"
@@ -44,10 +43,7 @@ func memoryKey(zone string, rate limiter.Rate) string {
 
 func acquireMemory(key string) (limiter.Store, error) {
 	v, _, err := memoryStores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return memoryStore{memory.NewStoreWithOptions(limiter.StoreOptions{
-			Prefix:          "claude",
-			CleanUpInterval: limiter.DefaultCleanUpInterval,
-		})}, nil
+		return memoryStore{ratelimit.NewMemoryStore(limiter.DefaultCleanUpInterval)}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("memory store: %w", err)
