@@ -51,3 +51,23 @@ func TestMemoryStoreCountsAsUlule(t *testing.T) {
 		t.Errorf("a hit allocates %v times", n)
 	}
 }
+
+// A key given in parts is counted under the same store key as the whole
+// key: "<zone>|<rate>|<key>", as counters already in a shared store are.
+func TestZoneKeyParts(t *testing.T) {
+	rate, err := ParseRate("30/min")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemoryStore(0)
+	z := &Zone{Name: "api", Rate: rate, Store: store}
+	z.Hit(context.Background(), "0:", "alice")
+	z.Hit(context.Background(), "0:alice")
+	c, err := store.Peek(context.Background(), "api|"+rate.Formatted+"|0:alice", rate)
+	if err != nil || c.Remaining != 28 {
+		t.Errorf("the two hits under the whole key: %+v, %v; want 28 remaining", c, err)
+	}
+	if got := z.storeKey([]string{"1:", "192.0.2.7"}); got != "api|30/1m0s|1:192.0.2.7" {
+		t.Errorf("store key %q", got)
+	}
+}

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,9 +68,11 @@ func (d Decision) RetryAfter(now time.Time) int64 {
 	return s
 }
 
-// Hit counts one request for key and decides whether it may proceed.
-func (z *Zone) Hit(ctx context.Context, key string) Decision {
-	c, err := z.Store.Get(ctx, z.Name+"|"+z.Rate.Formatted+"|"+key, z.Rate)
+// Hit counts one request for key and decides whether it may proceed. The
+// key may come in parts, which it is the concatenation of, so that a caller
+// holding it in pieces builds no string of its own.
+func (z *Zone) Hit(ctx context.Context, key ...string) Decision {
+	c, err := z.Store.Get(ctx, z.storeKey(key), z.Rate)
 	if err != nil {
 		return Decision{Allowed: z.Policy != FailClosed, StoreErr: err}
 	}
@@ -79,6 +82,25 @@ func (z *Zone) Hit(ctx context.Context, key string) Decision {
 		Remaining: c.Remaining,
 		Reset:     time.Unix(c.Reset, 0),
 	}
+}
+
+// storeKey is the counter's key in the store: the zone's name and rate,
+// then the key, "<name>|<rate>|<key>", built in one allocation.
+func (z *Zone) storeKey(key []string) string {
+	n := len(z.Name) + len(z.Rate.Formatted) + 2
+	for _, k := range key {
+		n += len(k)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(z.Name)
+	b.WriteByte('|')
+	b.WriteString(z.Rate.Formatted)
+	b.WriteByte('|')
+	for _, k := range key {
+		b.WriteString(k)
+	}
+	return b.String()
 }
 
 // StoreHealth remembers whether a store's most recent hit failed. It is safe

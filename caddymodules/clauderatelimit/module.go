@@ -328,10 +328,11 @@ func (z *Zone) applies(r *http.Request) (bool, error) {
 	return true, nil
 }
 
-// key returns the request's key in the zone: the index of the first
-// placeholder that is not empty and its value, so that a user id and an IP
-// address never share a counter. It is empty when every placeholder is.
-func (z *Zone) key(repl *caddy.Replacer) string {
+// key returns the request's key in the zone, in two parts: the index of the
+// first placeholder that is not empty, as "<i>:", and its value, so that a
+// user id and an IP address never share a counter. Both are empty when every
+// placeholder is.
+func (z *Zone) key(repl *caddy.Replacer) (tag, value string) {
 	for i, k := range z.Key {
 		var v string
 		if name, ok := singlePlaceholder(k); ok {
@@ -340,10 +341,21 @@ func (z *Zone) key(repl *caddy.Replacer) string {
 			v = repl.ReplaceAll(k, "")
 		}
 		if v != "" {
-			return strconv.Itoa(i) + ":" + v
+			return keyTag(i), v
 		}
 	}
-	return ""
+	return "", ""
+}
+
+// keyTags are the first key tags, made once.
+var keyTags = [...]string{"0:", "1:", "2:", "3:", "4:", "5:", "6:", "7:", "8:", "9:"}
+
+// keyTag is "<i>:".
+func keyTag(i int) string {
+	if i < len(keyTags) {
+		return keyTags[i]
+	}
+	return strconv.Itoa(i) + ":"
 }
 
 // singlePlaceholder reports whether s is exactly one placeholder, "{name}",
@@ -358,7 +370,8 @@ func singlePlaceholder(s string) (string, bool) {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	var tightest *ratelimit.Decision
+	var tightest ratelimit.Decision
+	counted := false
 	for _, z := range h.Zones {
 		ok, err := z.applies(r)
 		if err != nil {
@@ -367,11 +380,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !ok {
 			continue
 		}
-		key := z.key(repl)
-		if key == "" {
+		tag, value := z.key(repl)
+		if value == "" {
 			continue
 		}
-		d := h.hit(r.Context(), z, key)
+		d := h.hit(r.Context(), z, tag, value)
 		if d.StoreErr != nil {
 			if !d.Allowed {
 				return h.refuseUnavailable(w, z)
@@ -381,12 +394,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !d.Allowed {
 			return h.refuse(w, r, z, d)
 		}
-		if tightest == nil || d.Remaining < tightest.Remaining {
-			tightest = &d
+		if !counted || d.Remaining < tightest.Remaining {
+			tightest, counted = d, true
 		}
 	}
-	if tightest != nil {
-		setLimitHeaders(w.Header(), *tightest)
+	if counted {
+		setLimitHeaders(w.Header(), tightest)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -395,13 +408,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // timeout, and the client going away does not cancel it, so that cannot pass
 // for a store failure; the memory store and a synced SQL store never wait.
 // A Redis store's call is bounded the same way.
-func (h *Handler) hit(ctx context.Context, z *Zone, key string) ratelimit.Decision {
+func (h *Handler) hit(ctx context.Context, z *Zone, tag, value string) ratelimit.Decision {
 	if z.Store == storeSQL || z.Store == storeRedis {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Duration(h.StoreTimeout))
 		defer cancel()
 	}
-	d := z.zone.Hit(ctx, key)
+	d := z.zone.Hit(ctx, tag, value)
 	if z.health != nil {
 		failing, recovered := z.health.Observe(d.StoreErr)
 		switch {
@@ -426,13 +439,20 @@ func setLimitHeaders(hdr http.Header, d ratelimit.Decision) {
 			return
 		}
 	}
-	// One backing array for the three values, and keys already in canonical
-	// form, which skip Header.Set's canonicalization.
-	v := [3]string{strconv.FormatInt(d.Limit, 10), strconv.FormatInt(d.Remaining, 10), strconv.FormatInt(d.Reset.Unix(), 10)}
-	vals := v[:]
-	hdr[hdrLimit] = vals[0:1:1]
-	hdr[hdrRemaining] = vals[1:2:2]
-	hdr[hdrReset] = vals[2:3:3]
+	// The three numbers in one string, one backing array for the three
+	// values, and keys already in canonical form, which skip Header.Set's
+	// canonicalization.
+	var buf [3 * 20]byte
+	b := strconv.AppendInt(buf[:0], d.Limit, 10)
+	i := len(b)
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	j := len(b)
+	b = strconv.AppendInt(b, d.Reset.Unix(), 10)
+	s := string(b)
+	v := [3]string{s[:i], s[i:j], s[j:]}
+	hdr[hdrLimit] = v[0:1:1]
+	hdr[hdrRemaining] = v[1:2:2]
+	hdr[hdrReset] = v[2:3:3]
 }
 
 // The limit headers, in Go's canonical form of X-RateLimit-Limit etc.

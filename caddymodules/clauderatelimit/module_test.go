@@ -1,11 +1,16 @@
 package clauderatelimit
 
 import (
+	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/claude-gateway/claude-gateway/ratelimit"
 )
 
 func TestZoneKey(t *testing.T) {
@@ -25,9 +30,10 @@ func TestZoneKey(t *testing.T) {
 		{[]string{"{http.request.header.X-User}/{http.vars.client_ip}"}, "0:alice/192.0.2.7"},
 		{[]string{"{http.request.header.X-Missing}", "{unknown.placeholder}"}, ""},
 		{[]string{"static"}, "0:static"},
+		{[]string{"", "", "", "", "", "", "", "", "", "", "", "eleventh"}, "11:eleventh"},
 	} {
-		if got := (&Zone{Key: tt.keys}).key(repl); got != tt.want {
-			t.Errorf("key(%q) = %q, want %q", tt.keys, got, tt.want)
+		if tag, value := (&Zone{Key: tt.keys}).key(repl); tag+value != tt.want || (tag == "") != (value == "") {
+			t.Errorf("key(%q) = %q, %q; want %q", tt.keys, tag, value, tt.want)
 		}
 	}
 }
@@ -45,5 +51,29 @@ func TestSinglePlaceholder(t *testing.T) {
 		if _, got := singlePlaceholder(in); got != want {
 			t.Errorf("singlePlaceholder(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// The limit headers carry the decision's numbers, one value each, unless a
+// zone with less budget left was announced already.
+func TestSetLimitHeaders(t *testing.T) {
+	hdr := http.Header{}
+	setLimitHeaders(hdr, ratelimit.Decision{Allowed: true, Limit: 1000000000, Remaining: 0, Reset: time.Unix(1796500000, 0)})
+	want := http.Header{
+		"X-Ratelimit-Limit":     {"1000000000"},
+		"X-Ratelimit-Remaining": {"0"},
+		"X-Ratelimit-Reset":     {"1796500000"},
+	}
+	if !reflect.DeepEqual(hdr, want) {
+		t.Errorf("headers %v, want %v", hdr, want)
+	}
+	setLimitHeaders(hdr, ratelimit.Decision{Allowed: true, Limit: 30, Remaining: 12, Reset: time.Unix(1796500060, 0)})
+	if !reflect.DeepEqual(hdr, want) {
+		t.Errorf("a zone with more budget left replaced the headers: %v", hdr)
+	}
+	hdr = http.Header{"X-Ratelimit-Remaining": {"40"}}
+	setLimitHeaders(hdr, ratelimit.Decision{Allowed: true, Limit: 30, Remaining: 12, Reset: time.Unix(7, 0)})
+	if got := hdr.Get("X-RateLimit-Limit") + " " + hdr.Get("X-RateLimit-Remaining") + " " + hdr.Get("X-RateLimit-Reset"); got != "30 12 7" {
+		t.Errorf("headers %q, want 30 12 7", got)
 	}
 }
