@@ -122,6 +122,46 @@ func TestParseSession(t *testing.T) {
 	}
 }
 
+// splitNParseSession is ParseSession written with strings.SplitN, as it was
+// before it stopped allocating: the two must agree on every path.
+func splitNParseSession(u *url.URL) (SessionPath, bool) {
+	d := strings.SplitN(strings.TrimPrefix(u.Path, "/"), "/", 4)
+	if len(d) < 3 || d[2] == "" || !isSessionCollection(d[0], d[1]) {
+		return SessionPath{}, false
+	}
+	sp := SessionPath{ID: d[2]}
+	e := strings.SplitN(strings.TrimPrefix(u.EscapedPath(), "/"), "/", 4)
+	if d[0] == "api" && d[1] == "sessions" && len(e) >= 3 && e[0] == d[0] && e[1] == d[1] && e[2] == d[2] {
+		sp.API = true
+		if len(e) == 4 {
+			sp.Rest = "/" + e[3]
+		}
+	}
+	return sp, true
+}
+
+func TestParseSessionAsSplitN(t *testing.T) {
+	for _, p := range []string{
+		"", "/", "//", "///", "////", "/api", "/api/", "/api/sessions//", "/api/sessions//x", "/api/sessions/s-1//x/",
+		"/api/sessions/s-1/a/b/c/d", "/api/sessions/s-1/%2F/x", "api/sessions/s-1/x", "/ws/sessions/s-1/", "/api/something",
+		"/api/sessions/s%2D1/files", "/api//sessions/s-1", "/x/y/z/w/v",
+	} {
+		u, err := url.Parse(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := ParseSession(u)
+		want, wantOK := splitNParseSession(u)
+		if got != want || ok != wantOK {
+			t.Errorf("ParseSession(%q) = %+v, %v; SplitN's %+v, %v", p, got, ok, want, wantOK)
+		}
+		// Only url.URL.EscapedPath allocates, for a path with escapes.
+		if n := testing.AllocsPerRun(10, func() { ParseSession(u) }); n != 0 && !strings.Contains(p, "%") {
+			t.Errorf("ParseSession(%q): %v allocations", p, n)
+		}
+	}
+}
+
 // publicPaths are the public paths of both hosts in the repository's Caddyfiles.
 var publicPaths = Patterns{"/api/live", "/api/ready", "/api/health", "/api/auth/login", "/api/auth/refresh", "/auth/*", "/auth/ide/start", "/auth/ide/callback"}
 

@@ -31,19 +31,42 @@ type SessionPath struct {
 // decoded path; the rest from the escaped one, so that an encoded "/" or
 // "." in a file name stays what it is and is never decoded into structure.
 func ParseSession(u *url.URL) (SessionPath, bool) {
-	d := strings.SplitN(strings.TrimPrefix(u.Path, "/"), "/", 4)
-	if len(d) < 3 || d[2] == "" || !isSessionCollection(d[0], d[1]) {
+	d, n, _ := splitSegments(u.Path)
+	if n < 3 || d[2] == "" || !isSessionCollection(d[0], d[1]) {
 		return SessionPath{}, false
 	}
 	sp := SessionPath{ID: d[2]}
-	e := strings.SplitN(strings.TrimPrefix(u.EscapedPath(), "/"), "/", 4)
-	if d[0] == "api" && d[1] == "sessions" && len(e) >= 3 && e[0] == d[0] && e[1] == d[1] && e[2] == d[2] {
+	ep := u.EscapedPath()
+	e, m, rest := splitSegments(ep)
+	if d[0] == "api" && d[1] == "sessions" && m >= 3 && e[0] == d[0] && e[1] == d[1] && e[2] == d[2] {
 		sp.API = true
-		if len(e) == 4 {
-			sp.Rest = "/" + e[3]
+		if m == 4 {
+			sp.Rest = ep[rest-1:] // from the "/" before the fourth segment
 		}
 	}
 	return sp, true
+}
+
+// splitSegments cuts p, without its leading "/", into at most four
+// segments at "/", the fourth holding the rest of the path, as
+// strings.SplitN(p, "/", 4) does but without allocating: the segments,
+// their number and the fourth's offset in p.
+func splitSegments(p string) (seg [4]string, n, fourth int) {
+	off := 0
+	if strings.HasPrefix(p, "/") {
+		off = 1
+	}
+	for n < 3 {
+		i := strings.IndexByte(p[off:], '/')
+		if i < 0 {
+			break
+		}
+		seg[n] = p[off : off+i]
+		off += i + 1
+		n++
+	}
+	seg[n] = p[off:]
+	return seg, n + 1, off
 }
 
 func isSessionCollection(first, second string) bool {
