@@ -89,7 +89,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.URL.Path != h.Prefix && !strings.HasPrefix(r.URL.Path, h.Prefix+"/") {
+	if !underPrefix(r.URL.Path, h.Prefix) {
 		return next.ServeHTTP(w, r)
 	}
 	claudeauth.StripIdentityHeaders(r)
@@ -100,6 +100,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	req := &request{h: h, w: w, r: r, user: claims.User(), sub: strings.TrimPrefix(r.URL.Path, h.Prefix)}
 	return req.serve()
+}
+
+// underPrefix reports whether p is prefix or below it (prefix + "/…"),
+// without building prefix + "/" for every request.
+func underPrefix(p, prefix string) bool {
+	rest, ok := strings.CutPrefix(p, prefix)
+	return ok && (rest == "" || rest[0] == '/')
 }
 
 // request is one request to the console by an administrator.

@@ -95,7 +95,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	switch {
 	case r.URL.Path == h.Path:
-	case r.URL.Path == h.StaticPath+"/login.css":
+	case strings.HasPrefix(r.URL.Path, h.StaticPath) && r.URL.Path[len(h.StaticPath):] == "/login.css":
 		return h.serveCSS(w, r)
 	default:
 		return next.ServeHTTP(w, r)
