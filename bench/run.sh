@@ -115,6 +115,7 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
 	profile app "https://localhost:$CLAUDE_HTTPS_PORT/" "Authorization: Bearer $token"
 	echo "bench: CPU profiles in $BENCH_PROFILE (go tool pprof -top bin/claude-gateway $BENCH_PROFILE/app.pprof)"
 fi
+echo "gateway peak resident memory: $(awk '/^VmHWM/ {print $2, $3}' "/proc/$gateway/status")"
 python3 - "$work" "${targets[@]}" <<'PY'
 import sys, pathlib, statistics
 d, names = pathlib.Path(sys.argv[1]), sys.argv[2:]
