@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,15 +59,11 @@ func appRoute(b *testing.B) string {
 // The API rate limit is set high enough never to refuse.
 func startRouteBench(b *testing.B) (bareURL, appURL string) {
 	b.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ok\n")
-	}))
-	b.Cleanup(up.Close)
+	up := gatewaytest.BenchUpstream(b)
 	dir := filepath.ToSlash(b.TempDir())
 	b.Setenv("SECRET_KEY", gatewaytest.TestSecret)
-	b.Setenv("FRONTEND_UPSTREAM", up.Listener.Addr().String())
-	b.Setenv("BACKEND_UPSTREAM", up.Listener.Addr().String())
+	b.Setenv("FRONTEND_UPSTREAM", up)
+	b.Setenv("BACKEND_UPSTREAM", up)
 	b.Setenv("RATE_LIMIT_PER_MINUTE", "1000000000")
 	barePort, appPort := gatewaytest.FreePort(b), gatewaytest.FreePort(b)
 	cfg := fmt.Sprintf(`{
@@ -89,7 +84,7 @@ http://127.0.0.1:%[2]d {
 http://127.0.0.1:%[3]d {
 %[5]s
 }
-`, dir, barePort, appPort, up.Listener.Addr(), appRoute(b))
+`, dir, barePort, appPort, up, appRoute(b))
 	gatewaytest.LoadCaddyfile(b, cfg)
 	return fmt.Sprintf("http://127.0.0.1:%d", barePort), fmt.Sprintf("http://127.0.0.1:%d", appPort)
 }

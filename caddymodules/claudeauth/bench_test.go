@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,11 +19,7 @@ import (
 // difference between them is the token check alone (TLS would dilute it).
 func startBenchCaddy(b *testing.B) (plainURL, authURL string) {
 	b.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ok\n")
-	}))
-	b.Cleanup(up.Close)
+	up := gatewaytest.BenchUpstream(b)
 	dir := b.TempDir()
 	b.Setenv("SECRET_KEY", gatewaytest.TestSecret)
 	b.Setenv("CLAUDE_ADMIN_PASSWORD", "bench-admin-password")
@@ -53,7 +48,7 @@ http://127.0.0.1:%[3]d {
 		reverse_proxy %[4]s
 	}
 }
-`, filepath.ToSlash(dir), plainPort, authPort, up.Listener.Addr())
+`, filepath.ToSlash(dir), plainPort, authPort, up)
 	gatewaytest.LoadCaddyfile(b, cfg)
 	return fmt.Sprintf("http://127.0.0.1:%d/bench", plainPort), fmt.Sprintf("http://127.0.0.1:%d/bench", authPort)
 }

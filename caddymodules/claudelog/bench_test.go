@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -41,11 +40,7 @@ var logFormats = []struct{ name, format string }{
 // <format>-cost-% is the share of the request rate, in CPU time, that the
 // log costs.
 func BenchmarkAccessLogOverhead(b *testing.B) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true}`)
-	}))
-	b.Cleanup(up.Close)
+	up := gatewaytest.BenchUpstream(b)
 	for _, lf := range logFormats {
 		b.Run(lf.name, func(b *testing.B) {
 			dir := b.TempDir()
@@ -68,7 +63,7 @@ http://127.0.0.1:%[3]d {
 	}
 	reverse_proxy %[4]s
 }
-`, dir, plainPort, loggedPort, up.Listener.Addr(), filepath.Join(dir, "access.log"), lf.format))
+`, dir, plainPort, loggedPort, up, filepath.Join(dir, "access.log"), lf.format))
 			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 			get := func(port int) {
 				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/api/sessions/session-1/files/src/main.py?download=1", port), nil)

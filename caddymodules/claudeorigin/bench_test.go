@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,7 @@ import (
 // front of one loopback upstream, identical but for claude_origin.
 func startBenchCaddy(b *testing.B) (plainURL, originURL string) {
 	b.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ok\n")
-	}))
-	b.Cleanup(up.Close)
+	up := gatewaytest.BenchUpstream(b)
 	plainPort, originPort := gatewaytest.FreePort(b), gatewaytest.FreePort(b)
 	cfg := fmt.Sprintf(`{
 	admin off
@@ -46,7 +41,7 @@ http://127.0.0.1:%[3]d {
 		reverse_proxy %[4]s
 	}
 }
-`, b.TempDir(), plainPort, originPort, up.Listener.Addr())
+`, b.TempDir(), plainPort, originPort, up)
 	gatewaytest.LoadCaddyfile(b, cfg)
 	return fmt.Sprintf("http://127.0.0.1:%d/api/things", plainPort), fmt.Sprintf("http://127.0.0.1:%d/api/things", originPort)
 }

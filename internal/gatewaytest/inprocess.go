@@ -1,6 +1,9 @@
 package gatewaytest
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"testing"
 	"time"
@@ -80,4 +83,17 @@ func CompareRoutes(b *testing.B, names [2]string, request [2]func()) {
 		b.ReportMetric(float64(bytes[i])/float64(b.N), name+"-B/req")
 	}
 	b.ReportMetric(100*(1-perReq(cpu[0])/perReq(cpu[1])), names[1]+"-cost-%")
+}
+
+// BenchUpstream starts a loopback upstream that answers every request with a
+// short text body, for benchmarks comparing routes in front of it, and
+// returns its host:port; it stops when the benchmark ends.
+func BenchUpstream(tb testing.TB) string {
+	tb.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok\n")
+	}))
+	tb.Cleanup(up.Close)
+	return up.Listener.Addr().String()
 }
