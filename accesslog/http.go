@@ -20,7 +20,7 @@ import (
 // entryScratch is what the marshalers of one entry point to while the
 // wrapped encoder writes it.
 type entryScratch struct {
-	fields      [16]zapcore.Field // the entry's fields, the request's wrapped
+	fields      [16]zapcore.Field // the entry's fields as handed on: the held request first, secrets wrapped
 	request     httpRequest
 	reqHeaders  httpHeader
 	respHeaders httpHeader
