@@ -258,6 +258,29 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
+// TestFrontendCSPKept: a Content-Security-Policy of the frontend's own
+// reaches the browser as it is (the app host only supplies one when there is
+// none), while its X-Frame-Options is replaced by the gateway's DENY.
+func TestFrontendCSPKept(t *testing.T) {
+	s := startStack(t, nil)
+	const csp = "default-src 'self'; frame-ancestors 'none'; script-src 'self'"
+	s.frontend.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", csp)
+		w.Header().Set("X-Frame-Options", "SAMEORIGIN")
+		io.WriteString(w, "page")
+	})
+	resp, body := s.get(t, s.gw.URL("localhost", "/"), nil)
+	if resp.StatusCode != http.StatusOK || string(body) != "page" {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if got := resp.Header.Values("Content-Security-Policy"); len(got) != 1 || got[0] != csp {
+		t.Errorf("Content-Security-Policy = %q, want the frontend's %q", got, csp)
+	}
+	if got := resp.Header.Values("X-Frame-Options"); len(got) != 1 || got[0] != "DENY" {
+		t.Errorf("X-Frame-Options = %q, want exactly DENY", got)
+	}
+}
+
 func TestHTTPRedirectsToHTTPS(t *testing.T) {
 	s := startStack(t, nil)
 	for _, host := range []string{"localhost", "ide.localhost"} {
