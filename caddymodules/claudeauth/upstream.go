@@ -74,17 +74,12 @@ func StripCredentials(r *http.Request) {
 	}
 }
 
-// SetClientAddress replaces what a client says about its address: X-Real-IP
+// setClientAddress replaces what a client says about its address: X-Real-IP
 // becomes the client IP Caddy determined (honouring the server's
-// trusted_proxies), Forwarded is removed unless the connection comes from a
-// trusted proxy, and spellings of these and X-Forwarded-* with '_' are
-// removed (reverse_proxy sets X-Forwarded-* itself).
-func SetClientAddress(r *http.Request) {
-	setClientAddress(r, make([]string, 1))
-}
-
-// setClientAddress is SetClientAddress with X-Real-Ip's value kept in slot
-// (length and capacity 1), which nothing else may hold.
+// trusted_proxies), its value kept in slot (length and capacity 1, which
+// nothing else may hold), Forwarded is removed unless the connection comes
+// from a trusted proxy, and spellings of these and X-Forwarded-* with '_'
+// are removed (reverse_proxy sets X-Forwarded-* itself).
 func setClientAddress(r *http.Request, slot []string) {
 	for name := range r.Header {
 		if strings.IndexByte(name, '_') < 0 {
